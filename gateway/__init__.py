@@ -1,0 +1,1 @@
+"""Consulta's HTTP edge, its settings, its store and its command line."""

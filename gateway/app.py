@@ -1,0 +1,55 @@
+"""The Flask app factory: everything the web process needs is built here, on demand."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from gateway.db import make_engine, make_sessionmaker
+from gateway.settings import Settings
+
+
+@dataclass
+class WebState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: Redis
+    dialect: str  # "postgresql" or "sqlite": the two speak ON CONFLICT a little differently
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (only `consulta demo` starts its own Redis)")
+    if not settings.twilio_auth_token:
+        raise RuntimeError("TWILIO_AUTH_TOKEN is not set: inbound signatures cannot be checked")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    engine = make_engine(settings.database_url)
+    app.extensions["consulta"] = WebState(
+        settings,
+        engine,
+        make_sessionmaker(engine),
+        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+        engine.dialect.name,
+    )
+    from gateway import health, sms
+
+    app.register_blueprint(sms.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_error_handler(HTTPException, _plain_error)
+    logging.getLogger(__name__).info("consulta web ready")
+    return app
+
+
+def _plain_error(error: HTTPException) -> tuple[str, int, dict[str, str]]:
+    """Providers and scripts read errors: short plain text, never an HTML page."""
+    text = f"{error.code} {error.name}: {error.description}\n"
+    return text, error.code or 500, {"Content-Type": "text/plain; charset=utf-8"}

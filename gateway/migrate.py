@@ -1,0 +1,18 @@
+"""Schema migrations with Alembic, driven from our own settings rather than an ini file."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "gateway:migrations")
+    # '%' is ConfigParser's interpolation character; a password may hold one.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)

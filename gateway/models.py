@@ -1,0 +1,192 @@
+"""The tables. The database is the system of record; its unique constraints are the judges."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC without a zone (SQLite has none) and always hands back an aware datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: say which zone they are in")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ConsultationRow(Base):
+    __tablename__ = "consultations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timezone: Mapped[str] = mapped_column(String(64), default="America/Caracas")
+    min_age: Mapped[int] = mapped_column(Integer, default=15)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    winners: Mapped[int] = mapped_column(Integer, default=1)
+    revote: Mapped[str] = mapped_column(String(8), default="first")
+    require_id: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CircuitRow(Base):
+    __tablename__ = "circuits"
+    __table_args__ = (UniqueConstraint("consultation_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class OptionRow(Base):
+    __tablename__ = "options"
+    __table_args__ = (UniqueConstraint("circuit_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+
+
+class PersonRow(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("consultation_id", "national_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    national_id: Mapped[str] = mapped_column(String(16))
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
+    birth_date: Mapped[date] = mapped_column(Date)
+
+
+class PhoneRow(Base):
+    __tablename__ = "phones"
+    __table_args__ = (
+        UniqueConstraint("person_id", "phone"),
+        Index("ix_phones_lookup", "consultation_id", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+
+
+class InboundRow(Base):
+    """Every acknowledged message, recorded before the 2xx, keyed by the provider's own ID."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id"),
+        Index("ix_inbound_pending", "status", "enqueued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    sender: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # pending | done
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ParticipationRow(Base):
+    """Who voted. What they chose lives in `votes`, with no person in it."""
+
+    __tablename__ = "participations"
+    __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    receipt: Mapped[str] = mapped_column(String(16))
+    voted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(8))
+
+
+class VoteRow(Base):
+    """What was voted, by circuit and receipt. No person, no phone."""
+
+    __tablename__ = "votes"
+    __table_args__ = (Index("ix_votes_count", "consultation_id", "circuit_id", "replaced_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"))
+    option: Mapped[int] = mapped_column(Integer)
+    receipt: Mapped[str] = mapped_column(String(16), unique=True)
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboundRow(Base):
+    """A reply, recorded before it is sent. One per inbound message at most."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_status", "status", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id"), unique=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    # queued -> sending -> sent -> delivered | undelivered | failed; also outbox (no provider),
+    # opted_out (21610, never retried) and unknown (the create may have gone through).
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OptOutRow(Base):
+    """Numbers that sent STOP: never a vote, and no reply until they send START."""
+
+    __tablename__ = "opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,124 @@
+"""Twilio Programmable Messaging: inbound SMS webhooks, status callbacks, and sends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from gateway.phones import to_e164
+from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult
+
+NAME = "twilio"
+ACKNOWLEDGEMENT = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+ACKNOWLEDGEMENT_TYPE = "text/xml"
+MAX_BODY_CHARS = 1600  # Twilio's own limit for one inbound message
+OPTED_OUT = 21610
+
+# Twilio's delivery statuses onto ours. Statuses only move forward: see `status_rank`.
+STATUS_MAPPING = {
+    "accepted": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+
+
+def parse_inbound(form: Mapping[str, str], received_at: datetime, region: str) -> InboundMessage:
+    """The message in a signed inbound webhook, or BadRequestError naming what is wrong."""
+    missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
+    if missing or "Body" not in form:
+        raise BadRequestError("missing field: " + ", ".join(missing or ["Body"]))
+    sid, body = form["MessageSid"], form["Body"]
+    if not (sid.startswith(("SM", "MM")) and len(sid) == 34 and sid.isalnum()):
+        raise BadRequestError("MessageSid is not a Twilio message SID")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadRequestError(f"Body longer than {MAX_BODY_CHARS} characters")
+    return InboundMessage(
+        provider=NAME,
+        external_id=sid,
+        sender=to_e164(form["From"], region) or form["From"][:32],
+        recipient=to_e164(form["To"], region) or form["To"][:32],
+        body=body,
+        received_at=received_at,
+    )
+
+
+def parse_status(form: Mapping[str, str]) -> tuple[str, str, str | None]:
+    """(provider SID, our status, error code) from a status callback."""
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    if not sid or status not in STATUS_MAPPING:
+        raise BadRequestError("missing MessageSid or unknown MessageStatus")
+    return sid, STATUS_MAPPING[status], form.get("ErrorCode") or None
+
+
+def verify(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
+    """Twilio's own validator: HMAC-SHA1 over the URL and sorted parameters, in constant time.
+
+    `form` is the request's MultiDict itself, since repeated keys are part of what was signed.
+    """
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, form, signature))
+
+
+def make_client(account_sid: str, auth_token: str, api_base_url: str | None) -> Client:
+    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=10))
+    if api_base_url:
+        client.api.base_url = api_base_url.rstrip("/")
+    return client
+
+
+def send(  # noqa: PLR0913 - Twilio's own create() takes these separately
+    client: Client,
+    to: str,
+    body: str,
+    from_: str | None,
+    messaging_service_sid: str | None,
+    status_callback: str | None,
+) -> SendResult:
+    """One REST create. Twilio's create is not idempotent, so only a sure refusal is retryable."""
+    sender = {"messaging_service_sid": messaging_service_sid} if messaging_service_sid else {}
+    if not sender:
+        sender = {"from_": from_}
+    callback = {"status_callback": status_callback} if status_callback else {}
+    try:
+        message = client.messages.create(to=to, body=body, **sender, **callback)
+    except TwilioRestException as error:
+        return _refusal(error)
+    except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
+        return SendResult(SendOutcome.RETRY, error_code=type(error).__name__)
+    except requests.exceptions.ConnectionError as error:
+        # Refused before a byte was sent is safe to retry; a connection that broke after the
+        # request went out may have created the message.
+        sure = "NewConnectionError" in repr(error) or "Connection refused" in repr(error)
+        return SendResult(SendOutcome.RETRY if sure else SendOutcome.UNKNOWN, error_code="conn")
+    except requests.exceptions.RequestException as error:
+        return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__)
+    return SendResult(SendOutcome.SENT, provider_sid=message.sid)
+
+
+def _refusal(error: TwilioRestException) -> SendResult:
+    code = str(error.code) if error.code else str(error.status)
+    if error.code == OPTED_OUT:
+        return SendResult(SendOutcome.OPTED_OUT, error_code=code)
+    if error.status == 429:
+        return SendResult(SendOutcome.RETRY, error_code=code)
+    if error.status >= 500:
+        return SendResult(SendOutcome.UNKNOWN, error_code=code)
+    return SendResult(SendOutcome.FAILED, error_code=code)
+
+
+def status_rank(status: str) -> int:
+    """How far along a reply is; a late-arriving 'sent' never undoes a 'delivered'."""
+    return {"queued": 0, "sending": 1, "unknown": 1, "sent": 2}.get(status, 3)

@@ -1,0 +1,60 @@
+"""One typed settings loader, shared by the web app, the workers and the command line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_SQLITE = "sqlite:///var/consulta.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_SQLITE
+    redis_url: str | None = None  # None: only `consulta demo` may start an embedded server
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str | None = None
+    public_url: str | None = None
+    default_region: str = "VE"
+    port: int = 8000
+    batch_size: int = 200  # inbound messages per worker job and per commit
+    sweep_after_seconds: int = 30  # an acknowledged message still pending this long is re-queued
+    max_body_bytes: int = 16 * 1024  # Twilio's largest inbound form is about 5 KB
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        given = {
+            "database_url": env.get("DATABASE_URL") or DEFAULT_SQLITE,
+            "redis_url": env.get("REDIS_URL") or None,
+            "twilio_account_sid": env.get("TWILIO_ACCOUNT_SID") or None,
+            "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
+            "twilio_from": env.get("TWILIO_FROM") or None,
+            "twilio_messaging_service_sid": env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            "twilio_api_base_url": env.get("TWILIO_API_BASE_URL") or None,
+            "public_url": env.get("PUBLIC_URL") or None,
+            "default_region": env.get("DEFAULT_REGION") or "VE",
+            "port": int(env.get("PORT") or 8000),
+            "batch_size": int(env.get("BATCH_SIZE") or 200),
+            "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
+        }
+        return cls(**given)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def sends_through_twilio(self) -> bool:
+        """Without an account SID replies go to the local outbox, where the demo shows them."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url[len(prefix) :])
+        return None

@@ -1,0 +1,111 @@
+"""SMS webhooks: record the message, hand it to the queue, answer at once. No vote logic here."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, abort, current_app, request
+from redis.exceptions import RedisError
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from gateway.models import InboundRow, OutboundRow, utcnow
+from gateway.providers import twilio
+from gateway.queues import INTAKE_LIST
+from gateway.providers.base import BadRequestError, InboundMessage
+from gateway.sql import insert_ignoring_conflicts_on
+
+blueprint = Blueprint("sms", __name__)
+log = logging.getLogger(__name__)
+
+
+@blueprint.post("/sms/twilio")
+def twilio_inbound() -> Response:
+    state = current_app.extensions["consulta"]
+    _require_signed_utf8_form(state.settings)
+    try:
+        message = twilio.parse_inbound(request.form, utcnow(), state.settings.default_region)
+    except BadRequestError as error:
+        abort(400, str(error))
+    inbound_id = _record(state, message)
+    if inbound_id is not None:
+        _hand_to_queue(state, inbound_id)
+    return Response(twilio.ACKNOWLEDGEMENT, mimetype=twilio.ACKNOWLEDGEMENT_TYPE)
+
+
+@blueprint.post("/sms/twilio/status")
+def twilio_status() -> Response:
+    state = current_app.extensions["consulta"]
+    _require_signed_utf8_form(state.settings)
+    try:
+        sid, status, error_code = twilio.parse_status(request.form)
+    except BadRequestError as error:
+        abort(400, str(error))
+    _move_status(state, sid, status, error_code)
+    return Response(status=204)
+
+
+def _require_signed_utf8_form(settings) -> None:  # type: ignore[no-untyped-def]
+    raw = request.get_data(cache=True)  # also enforces MAX_CONTENT_LENGTH (413)
+    try:
+        parse_qsl(raw.decode("ascii"), encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        abort(400, "the body is not form data in UTF-8")
+    url = _signed_url(settings.public_url)
+    signature = request.headers.get("X-Twilio-Signature")
+    if not twilio.verify(settings.twilio_auth_token, url, request.form, signature):
+        abort(403, "missing or invalid X-Twilio-Signature")
+
+
+def _signed_url(public_url: str | None) -> str:
+    """The URL Twilio signed. Behind a proxy that is the public one, not the one we see."""
+    if not public_url:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def _record(state, message: InboundMessage) -> int | None:  # type: ignore[no-untyped-def]
+    """Store the message durably before we acknowledge it; None if we already had it."""
+    statement = (
+        insert_ignoring_conflicts_on(state.dialect, InboundRow)
+        .values(
+            provider=message.provider,
+            external_id=message.external_id,
+            channel=message.channel,
+            sender=message.sender,
+            recipient=message.recipient,
+            body=message.body,
+            received_at=message.received_at,
+            enqueued_at=message.received_at,
+            status="pending",
+        )
+        .returning(InboundRow.id)
+    )
+    try:
+        with state.sessions() as session, session.begin():
+            return session.execute(statement).scalar()
+    except OperationalError:
+        log.exception("database unavailable: message not acknowledged")
+        abort(503, "the database is unavailable; the provider should retry or fall back")
+
+
+def _hand_to_queue(state, inbound_id: int) -> None:  # type: ignore[no-untyped-def]
+    """After the commit. If Redis is down the message is safe: the sweep will find it."""
+    try:
+        state.redis.rpush(INTAKE_LIST, inbound_id)
+    except RedisError:
+        log.warning("redis unavailable: inbound %s left for the sweep", inbound_id)
+
+
+def _move_status(state, sid: str, status: str, error_code: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Statuses arrive out of order and more than once; they only ever move forward."""
+    behind = [s for s in ("queued", "sending", "unknown", "sent")
+              if twilio.status_rank(s) < twilio.status_rank(status)]
+    with state.sessions() as session, session.begin():
+        session.execute(
+            update(OutboundRow)
+            .where(OutboundRow.provider_sid == sid, OutboundRow.status.in_(behind))
+            .values(status=status, error_code=error_code, updated_at=utcnow())
+        )

@@ -1,0 +1,21 @@
+"""Small SQL helpers that differ by dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_ignoring_conflicts(session: Session, table: Any) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` for whichever database the session talks to.
+
+    The database's unique constraint decides who was first; we never check, then insert.
+    """
+    return insert_ignoring_conflicts_on(session.get_bind().dialect.name, table)
+
+
+def insert_ignoring_conflicts_on(dialect_name: str, table: Any) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()

@@ -1,0 +1,1 @@
+"""Everything the voter reads, and the way it leaves the gateway."""

@@ -1,0 +1,109 @@
+"""What a text message means: a vote, a keyword, or something we must ask about.
+
+The parser never guesses. Two different option numbers in one message are ambiguous on a
+single-choice ballot, so they come back as `Ambiguous`, never as a vote.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from voting.identity import normalise_national_id
+
+MAX_OPTION = 99
+
+# Twilio's opt-out, opt-in and help words, plus their Spanish counterparts. Twilio matches the
+# whole body, one word, any case: so do we.
+KEYWORDS = {
+    "stop": {"STOP", "UNSUBSCRIBE", "END", "QUIT", "STOPALL", "REVOKE", "OPTOUT", "CANCEL", "BAJA"},
+    "start": {"START", "YES", "UNSTOP", "ALTA"},
+    "help": {"HELP", "INFO", "AYUDA"},
+}
+VOTE_WORDS = {"VOTO", "VOTE", "VOTAR", "VOTA", "V"}
+
+
+@dataclass(frozen=True)
+class Vote:
+    option: int
+    national_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str  # "stop", "start" or "help"
+
+
+@dataclass(frozen=True)
+class Ambiguous:
+    options: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Unrecognised:
+    pass
+
+
+Parsed = Vote | Keyword | Ambiguous | Unrecognised
+
+_ID_TOKEN = re.compile(r"^[VE]?-?\d{1,3}(?:\.\d{3})+$|^[VE]-?\d{5,10}$|^\d{5,10}$")
+_OPTION_TOKEN = re.compile(r"^\d{1,2}$")
+
+
+def parse(text: str) -> Parsed:
+    """Read one SMS body."""
+    normal = _normalise(text)
+    if not normal:
+        return Unrecognised()
+    for name, words in KEYWORDS.items():
+        if normal in words:
+            return Keyword(name)
+    tokens = _tokens(normal)
+    if tokens and tokens[0] in VOTE_WORDS:
+        tokens = tokens[1:]
+    elif not tokens or not (_OPTION_TOKEN.match(tokens[0]) or _glued_vote(tokens[0])):
+        return Unrecognised()
+    return _read_vote(tokens)
+
+
+def _normalise(text: str) -> str:
+    """Fullwidth and other digits become ASCII; accents and case stop mattering."""
+    folded = unicodedata.normalize("NFKC", text)
+    folded = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in folded)
+    stripped = unicodedata.normalize("NFD", folded)
+    plain = "".join(ch for ch in stripped if unicodedata.category(ch) != "Mn")
+    return " ".join(plain.upper().split())
+
+
+def _tokens(normal: str) -> list[str]:
+    # '#' and ':' decorate an option ("Voto #3", "Voto: 3"); '.' and '-' belong to IDs.
+    spaced = re.sub(r"[#:,;!?()]", " ", normal)
+    tokens: list[str] = []
+    for token in spaced.split():
+        tokens.extend(_glued_vote(token) or [token])
+    return tokens
+
+
+def _glued_vote(token: str) -> list[str] | None:
+    """`V3` and `VOTO3` are a vote word glued to an option number."""
+    match = re.fullmatch(r"(VOTO|VOTE|VOTAR|V)(\d{1,2})", token)
+    return [match.group(1), match.group(2)] if match else None
+
+
+def _read_vote(tokens: list[str]) -> Parsed:
+    options: list[int] = []
+    national_id: str | None = None
+    for token in tokens:
+        if _OPTION_TOKEN.match(token):
+            options.append(int(token))
+        elif _ID_TOKEN.match(token) and national_id is None:
+            national_id = normalise_national_id(token)
+        elif _ID_TOKEN.match(token) or any(ch.isdigit() for ch in token):
+            return Unrecognised()  # a second ID, or digits we cannot read: ask, don't guess
+    distinct = tuple(dict.fromkeys(options))
+    if len(distinct) > 1:
+        return Ambiguous(distinct)
+    if not distinct or distinct[0] > MAX_OPTION:
+        return Unrecognised()
+    return Vote(distinct[0], national_id)

@@ -1,0 +1,23 @@
+"""Receipt codes: short, unguessable, and easy to read aloud or type on a keypad."""
+
+from __future__ import annotations
+
+import secrets
+
+# Digits and capitals without 0/O, 1/I/L and U (which reads as V): 30 symbols, 4.9 bits each.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+LENGTH = 9  # 30**9 is about 2**44: more than the 40 bits asked for
+
+
+def new_receipt() -> str:
+    """A fresh receipt such as `K7Q-2M9-XAB`."""
+    code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    return f"{code[:3]}-{code[3:6]}-{code[6:]}"
+
+
+def normalise_receipt(raw: str) -> str | None:
+    """What the voter typed back (any case, with or without dashes), or None if it can't be one."""
+    compact = "".join(ch for ch in raw.upper() if ch.isalnum())
+    if len(compact) != LENGTH or any(ch not in ALPHABET for ch in compact):
+        return None
+    return f"{compact[:3]}-{compact[3:6]}-{compact[6:]}"

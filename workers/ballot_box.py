@@ -1,0 +1,150 @@
+"""The database side of voting: bulk look-ups for a batch, and the writes that count a vote."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.models import (
+    ConsultationRow,
+    OptionRow,
+    ParticipationRow,
+    PersonRow,
+    PhoneRow,
+    VoteRow,
+)
+from gateway.sql import insert_ignoring_conflicts
+from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
+
+
+def consultation_from_row(row: ConsultationRow) -> Consultation:
+    return Consultation(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        opens_at=row.opens_at,
+        closes_at=row.closes_at,
+        timezone=row.timezone,
+        min_age=row.min_age,
+        max_age=row.max_age,
+        winners=row.winners,
+        revote=RevotePolicy(row.revote),
+        require_id=row.require_id,
+    )
+
+
+def all_consultations(session: Session) -> list[Consultation]:
+    return [consultation_from_row(r) for r in session.scalars(select(ConsultationRow))]
+
+
+def people_by_phone(
+    session: Session, consultation_id: int, phones: Iterable[str]
+) -> dict[str, list[Person]]:
+    """Everyone registered on each phone, in one query for the whole batch."""
+    rows = session.execute(
+        select(PhoneRow.phone, PersonRow)
+        .join(PersonRow, PersonRow.id == PhoneRow.person_id)
+        .where(PhoneRow.consultation_id == consultation_id, PhoneRow.phone.in_(set(phones)))
+    )
+    found: dict[str, list[Person]] = defaultdict(list)
+    for phone, person in rows:
+        found[phone].append(
+            Person(person.id, person.national_id, person.circuit_id, person.birth_date)
+        )
+    return found
+
+
+def ballots(session: Session, circuit_ids: Iterable[int]) -> dict[int, Ballot]:
+    options: dict[int, dict[int, str]] = defaultdict(dict)
+    rows = session.execute(
+        select(OptionRow.circuit_id, OptionRow.number, OptionRow.title).where(
+            OptionRow.circuit_id.in_(set(circuit_ids))
+        )
+    )
+    for circuit_id, number, title in rows:
+        options[circuit_id][number] = title
+    return {circuit_id: Ballot(circuit_id, titles) for circuit_id, titles in options.items()}
+
+
+def standing_votes(
+    session: Session, consultation_id: int, person_ids: Iterable[int]
+) -> dict[int, Participation]:
+    rows = session.scalars(
+        select(ParticipationRow).where(
+            ParticipationRow.consultation_id == consultation_id,
+            ParticipationRow.person_id.in_(set(person_ids)),
+        )
+    )
+    return {r.person_id: Participation(r.person_id, r.receipt, r.voted_at) for r in rows}
+
+
+def standing_vote(session: Session, consultation_id: int, person_id: int) -> Participation:
+    found = standing_votes(session, consultation_id, [person_id])
+    return found[person_id]
+
+
+def claim_first_vote(  # noqa: PLR0913
+    session: Session,
+    consultation_id: int,
+    person_id: int,
+    receipt: str,
+    at: datetime,
+    channel: str,
+) -> bool:
+    """Record that this person voted, unless someone else's transaction already did."""
+    statement = (
+        insert_ignoring_conflicts(session, ParticipationRow)
+        .values(
+            consultation_id=consultation_id,
+            person_id=person_id,
+            receipt=receipt,
+            voted_at=at,
+            channel=channel,
+        )
+        .returning(ParticipationRow.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def claim_replacement(
+    session: Session, consultation_id: int, standing: Participation, receipt: str, at: datetime
+) -> bool:
+    """Move the person's participation to the new receipt, if it still holds the old one."""
+    result = session.execute(
+        update(ParticipationRow)
+        .where(
+            ParticipationRow.consultation_id == consultation_id,
+            ParticipationRow.person_id == standing.person_id,
+            ParticipationRow.receipt == standing.receipt,
+        )
+        .values(receipt=receipt, voted_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cast(  # noqa: PLR0913
+    session: Session,
+    consultation_id: int,
+    circuit_id: int,
+    option: int,
+    receipt: str,
+    at: datetime,
+) -> None:
+    session.add(
+        VoteRow(
+            consultation_id=consultation_id,
+            circuit_id=circuit_id,
+            option=option,
+            receipt=receipt,
+            cast_at=at,
+        )
+    )
+
+
+def retire(session: Session, receipt: str, at: datetime) -> None:
+    session.execute(update(VoteRow).where(VoteRow.receipt == receipt).values(replaced_at=at))
+

@@ -1,0 +1,77 @@
+"""Gathering and recovery: acknowledged messages into batched jobs, and nothing left behind.
+
+The webhook pushes each new message's ID onto a Redis list. The pump takes up to a batch of
+them at a time and enqueues one intake job for the lot, so a busy minute costs a few jobs, not
+one per vote. The sweep reads the gateway's own records: any message still pending after a
+while (its ID lost with a killed pump, a dead worker or a Redis restart) is pushed again, and
+any reply still waiting is queued again. Running a message twice is harmless by design.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq import Retry
+from sqlalchemy import select, update
+
+from gateway.db import transaction
+from gateway.models import InboundRow, OutboundRow, utcnow
+from workers import runtime
+from workers.intake import process_inbound
+from workers.replies import enqueue_replies
+
+SWEEP_LIMIT = 5000  # rows per sweep pass: a backlog is recovered over several passes
+SWEEP_LOCK = "consulta:sweep-lock"
+INTAKE_RETRY = Retry(max=5, interval=[1, 5, 15, 30, 60])
+
+
+def push_for_intake(rt: runtime.Runtime, inbound_ids: list[int]) -> None:
+    if inbound_ids:
+        rt.redis.rpush(runtime.INTAKE_LIST, *inbound_ids)
+
+
+def pump_once(rt: runtime.Runtime, wait_seconds: float = 1.0) -> int:
+    """Move one batch of waiting IDs into one intake job; 0 if none came within the wait."""
+    first = rt.redis.blpop([runtime.INTAKE_LIST], timeout=wait_seconds)
+    if first is None:
+        return 0
+    rest = rt.redis.lpop(runtime.INTAKE_LIST, rt.settings.batch_size - 1) or []
+    ids = [int(first[1])] + [int(raw) for raw in rest]  # type: ignore[union-attr]
+    rt.queue(runtime.INTAKE_QUEUE).enqueue(
+        process_inbound, ids, retry=INTAKE_RETRY, result_ttl=300, failure_ttl=7 * 86400
+    )
+    return len(ids)
+
+
+def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
+    """Re-queue what was acknowledged or recorded but has not moved on; one sweeper at a time."""
+    after = rt.settings.sweep_after_seconds
+    if not rt.redis.set(SWEEP_LOCK, "1", nx=True, ex=max(1, after // 3)):
+        return {}
+    cutoff = utcnow() - timedelta(seconds=after)
+    with transaction(rt.sessions) as session:
+        inbound = _stale_ids(session, InboundRow, "pending", InboundRow.enqueued_at, cutoff)
+        session.execute(update(InboundRow).where(InboundRow.id.in_(inbound))
+                        .values(enqueued_at=utcnow()))
+        replies = _stale_ids(session, OutboundRow, "queued", OutboundRow.updated_at, cutoff)
+        session.execute(update(OutboundRow).where(OutboundRow.id.in_(replies))
+                        .values(updated_at=utcnow()))
+        # A send that was claimed but never reported back may have reached the provider.
+        stuck = session.execute(
+            update(OutboundRow)
+            .where(OutboundRow.status == "sending", OutboundRow.updated_at < cutoff)
+            .values(status="unknown", error_code="worker-died", updated_at=utcnow())
+        )
+    push_for_intake(rt, inbound)
+    enqueue_replies(rt, replies)
+    return {"inbound": len(inbound), "replies": len(replies), "unknown": stuck.rowcount}
+
+
+def _stale_ids(session, table, status, stamp, cutoff) -> list[int]:  # type: ignore[no-untyped-def]
+    query = (
+        select(table.id)
+        .where(table.status == status, stamp < cutoff)
+        .order_by(table.id)
+        .limit(SWEEP_LIMIT)
+    )
+    return list(session.scalars(query))
