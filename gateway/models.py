@@ -167,9 +167,7 @@ class OutboundRow(Base):
     __table_args__ = (Index("ix_outbound_status", "status", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    inbound_id: Mapped[int | None] = mapped_column(
-        ForeignKey("inbound_messages.id"), unique=True
-    )
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
     provider: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)

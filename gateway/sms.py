@@ -12,8 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers import twilio
-from gateway.queues import INTAKE_LIST
 from gateway.providers.base import BadRequestError, InboundMessage
+from gateway.queues import INTAKE_LIST
 from gateway.sql import insert_ignoring_conflicts_on
 
 blueprint = Blueprint("sms", __name__)
@@ -101,8 +101,11 @@ def _hand_to_queue(state, inbound_id: int) -> None:  # type: ignore[no-untyped-d
 
 def _move_status(state, sid: str, status: str, error_code: str | None) -> None:  # type: ignore[no-untyped-def]
     """Statuses arrive out of order and more than once; they only ever move forward."""
-    behind = [s for s in ("queued", "sending", "unknown", "sent")
-              if twilio.status_rank(s) < twilio.status_rank(status)]
+    behind = [
+        s
+        for s in ("queued", "sending", "unknown", "sent")
+        if twilio.status_rank(s) < twilio.status_rank(status)
+    ]
     with state.sessions() as session, session.begin():
         session.execute(
             update(OutboundRow)

@@ -12,8 +12,9 @@ from string import Formatter
 SMS_BUDGET = 160
 
 SPANISH: dict[str, str] = {
-    "confirmed": "Consulta {name}: tu voto fue registrado. Recibo {receipt}. "
-    "Guardalo: con RECIBO {receipt} confirmas que se conto, sin mostrar tu eleccion.",
+    # 156 septets with a 30-character name: the old wording ("Guardalo: con RECIBO ...") was 166.
+    "confirmed": "Consulta {name}: voto registrado, recibo {receipt}. "
+    "Envia RECIBO {receipt} para confirmar que se conto, sin mostrar tu eleccion.",
     "replaced": "Consulta {name}: tu nuevo voto reemplaza al anterior. Recibo {receipt}.",
     "already_voted": "Ya votaste en la consulta {name}. Tu voto sigue valido con el recibo "
     "{receipt}.",
@@ -32,6 +33,12 @@ SPANISH: dict[str, str] = {
     "por ejemplo: VOTO 3",
     "help": "Para votar envia VOTO y el numero de tu opcion, por ejemplo: VOTO 3. Si el "
     "telefono es compartido agrega tu cedula: VOTO 3 V12345678",
+    "receipt_counted": "Recibo {receipt}: el voto fue contado en la consulta {name}.",
+    "receipt_replaced": "Recibo {receipt}: ese voto fue reemplazado por un voto posterior en la "
+    "consulta {name}.",
+    "receipt_unknown": "No encontramos el recibo {receipt}. Revisa que este bien escrito.",
+    "receipt_unreadable": "Envia RECIBO y el codigo que te enviamos, por ejemplo: RECIBO "
+    "K7Q-2M9-XAB",
     "opted_in": "Volviste a recibir mensajes de la consulta. Para votar envia VOTO y el numero.",
 }
 

@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from voting.identity import normalise_national_id
+from voting.receipts import normalise_receipt
 
 MAX_OPTION = 99
 
@@ -45,9 +46,18 @@ class Unrecognised:
     pass
 
 
-Parsed = Vote | Keyword | Ambiguous | Unrecognised
+@dataclass(frozen=True)
+class ReceiptCheck:
+    """`RECIBO K7Q-2M9-XAB`: was the vote with this receipt counted? (code None: unreadable)."""
+
+    code: str | None
+
+
+Parsed = Vote | Keyword | Ambiguous | Unrecognised | ReceiptCheck
+_RECEIPT = re.compile(r"^(?:RECIBO|RECEIPT)\b[\s:#]*(.*)$")
 
 _ID_TOKEN = re.compile(r"^[VE]?-?\d{1,3}(?:\.\d{3})+$|^[VE]-?\d{5,10}$|^\d{5,10}$")
+_ID_NUMBER = re.compile(r"^-?\d{1,3}(?:\.\d{3})+$|^-?\d{5,10}$")  # an ID without its V or E
 _OPTION_TOKEN = re.compile(r"^\d{1,2}$")
 
 
@@ -59,6 +69,8 @@ def parse(text: str) -> Parsed:
     for name, words in KEYWORDS.items():
         if normal in words:
             return Keyword(name)
+    if receipt := _RECEIPT.match(normal):
+        return ReceiptCheck(normalise_receipt(receipt.group(1)))
     tokens = _tokens(normal)
     if tokens and tokens[0] in VOTE_WORDS:
         tokens = tokens[1:]
@@ -72,22 +84,30 @@ def _normalise(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text)
     folded = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in folded)
     stripped = unicodedata.normalize("NFD", folded)
-    plain = "".join(ch for ch in stripped if unicodedata.category(ch) != "Mn")
+    # Mn is an accent; Me is the keycap of the emoji "3️⃣" (a 3, a variation selector, a keycap).
+    plain = "".join(ch for ch in stripped if unicodedata.category(ch) not in {"Mn", "Me"})
     return " ".join(plain.upper().split())
 
 
 def _tokens(normal: str) -> list[str]:
-    # '#' and ':' decorate an option ("Voto #3", "Voto: 3"); '.' and '-' belong to IDs.
+    # '#' and ':' decorate an option ("Voto #3", "Voto: 3"); '.' and '-' belong to IDs, but a
+    # full stop that ends a word ends the sentence ("Voto 3.").
     spaced = re.sub(r"[#:,;!?()]", " ", normal)
     tokens: list[str] = []
-    for token in spaced.split():
-        tokens.extend(_glued_vote(token) or [token])
+    for token in (t.rstrip(".") for t in spaced.split()):
+        if tokens and tokens[-1] == "E" and _ID_NUMBER.match(token):
+            tokens[-1] = "E" + token  # "E 81234567": the E is the nationality, not a word
+        elif token:
+            tokens.extend(_glued_vote(token) or [token])
     return tokens
 
 
+_GLUED = re.compile(rf"({'|'.join(sorted(VOTE_WORDS))})(\d{{1,2}})")
+
+
 def _glued_vote(token: str) -> list[str] | None:
-    """`V3` and `VOTO3` are a vote word glued to an option number."""
-    match = re.fullmatch(r"(VOTO|VOTE|VOTAR|V)(\d{1,2})", token)
+    """`V3`, `VOTA3` and `VOTO3` are a vote word glued to an option number."""
+    match = _GLUED.fullmatch(token)
     return [match.group(1), match.group(2)] if match else None
 
 
@@ -97,10 +117,16 @@ def _read_vote(tokens: list[str]) -> Parsed:
     for token in tokens:
         if _OPTION_TOKEN.match(token):
             options.append(int(token))
-        elif _ID_TOKEN.match(token) and national_id is None:
-            national_id = normalise_national_id(token)
-        elif _ID_TOKEN.match(token) or any(ch.isdigit() for ch in token):
-            return Unrecognised()  # a second ID, or digits we cannot read: ask, don't guess
+        elif (
+            national_id is None
+            and _ID_TOKEN.match(token)
+            and (read := normalise_national_id(token))
+        ):
+            national_id = read
+        elif any(ch.isdigit() for ch in token):
+            # A second ID, an ID too short or too long to be one, or digits we cannot read: a
+            # vote that dropped the ID would count for whoever owns the phone. Ask, don't guess.
+            return Unrecognised()
     distinct = tuple(dict.fromkeys(options))
     if len(distinct) > 1:
         return Ambiguous(distinct)

@@ -148,3 +148,12 @@ def cast(  # noqa: PLR0913
 def retire(session: Session, receipt: str, at: datetime) -> None:
     session.execute(update(VoteRow).where(VoteRow.receipt == receipt).values(replaced_at=at))
 
+
+def receipt_status(session: Session, receipt: str) -> tuple[str, bool] | None:
+    """(consultation name, replaced?) for a receipt, or None if no vote carries it."""
+    row = session.execute(
+        select(ConsultationRow.name, VoteRow.replaced_at)
+        .join(ConsultationRow, ConsultationRow.id == VoteRow.consultation_id)
+        .where(VoteRow.receipt == receipt)
+    ).first()
+    return None if row is None else (row[0], row[1] is not None)

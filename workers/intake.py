@@ -112,6 +112,8 @@ class Booth:
         parsed = grammar.parse(message.body)
         if isinstance(parsed, grammar.Keyword):
             return self._keyword(parsed.name, message.sender, opted_out)
+        if isinstance(parsed, grammar.ReceiptCheck):
+            return self._receipt(parsed.code)
         if consultation is None:
             return "no_consultation", Reply("no_consultation", {})
         if isinstance(parsed, grammar.Ambiguous):
@@ -134,6 +136,17 @@ class Booth:
             return "start", Reply("opted_in", {})
         return "help", Reply("help", {})
 
+    def _receipt(self, code: str | None) -> tuple[str, Reply]:
+        """Whether the vote behind a receipt counts; never which option it was."""
+        if code is None:
+            return "receipt", Reply("receipt_unreadable", {})
+        found = ballot_box.receipt_status(self.session, code)
+        if found is None:
+            return "receipt", Reply("receipt_unknown", {"receipt": code})
+        name, replaced = found
+        key = "receipt_replaced" if replaced else "receipt_counted"
+        return "receipt", Reply(key, {"receipt": code, "name": name})
+
     def _vote(
         self, message: InboundRow, consultation: Consultation, vote: grammar.Vote
     ) -> tuple[str, Reply]:
@@ -141,8 +154,13 @@ class Booth:
         on_phone = self.people[consultation.id].get(message.sender, [])
         standing = self.standing[consultation.id]
         verdict = rules.judge(
-            consultation, message.received_at, vote.option, vote.national_id,
-            on_phone, self.ballots, standing,
+            consultation,
+            message.received_at,
+            vote.option,
+            vote.national_id,
+            on_phone,
+            self.ballots,
+            standing,
         )
         if isinstance(verdict, rules.Rejected):
             return verdict.reason.value, _rejection(verdict, consultation, self.ballots)

@@ -51,11 +51,13 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
     cutoff = utcnow() - timedelta(seconds=after)
     with transaction(rt.sessions) as session:
         inbound = _stale_ids(session, InboundRow, "pending", InboundRow.enqueued_at, cutoff)
-        session.execute(update(InboundRow).where(InboundRow.id.in_(inbound))
-                        .values(enqueued_at=utcnow()))
+        session.execute(
+            update(InboundRow).where(InboundRow.id.in_(inbound)).values(enqueued_at=utcnow())
+        )
         replies = _stale_ids(session, OutboundRow, "queued", OutboundRow.updated_at, cutoff)
-        session.execute(update(OutboundRow).where(OutboundRow.id.in_(replies))
-                        .values(updated_at=utcnow()))
+        session.execute(
+            update(OutboundRow).where(OutboundRow.id.in_(replies)).values(updated_at=utcnow())
+        )
         # A send that was claimed but never reported back may have reached the provider.
         stuck = session.execute(
             update(OutboundRow)

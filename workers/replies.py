@@ -43,8 +43,10 @@ def send_replies(outbound_ids: list[int]) -> dict[str, int]:
     results = {row_id: _deliver(rt, recipient, body) for row_id, recipient, body in rows}
     _record(rt, results)
     _retry_later(rt, results)
-    return {outcome.value: sum(r.outcome is outcome for r in results.values())
-            for outcome in SendOutcome}
+    return {
+        outcome.value: sum(r.outcome is outcome for r in results.values())
+        for outcome in SendOutcome
+    }
 
 
 def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str, str]]:
@@ -95,9 +97,9 @@ def _retry_later(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
     if not again:
         return
     with rt.sessions() as session:
-        attempts = max(session.scalars(
-            select(OutboundRow.attempts).where(OutboundRow.id.in_(again))
-        ))
+        attempts = max(
+            session.scalars(select(OutboundRow.attempts).where(OutboundRow.id.in_(again)))
+        )
     if attempts > len(RETRY_DELAYS):
         _give_up(rt, again)
         return

@@ -19,7 +19,6 @@ from gateway.queues import INTAKE_LIST, INTAKE_QUEUE, REPLIES_QUEUE  # noqa: F40
 from gateway.settings import Settings
 
 
-
 @dataclass
 class Runtime:
     settings: Settings

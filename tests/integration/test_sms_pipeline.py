@@ -55,7 +55,8 @@ def test_a_signed_vote_is_stored_once_and_confirmed_with_a_receipt(
     with rt.sessions() as session:
         receipt = session.scalar(select(VoteRow.receipt))
         assert session.scalar(select(OutboundRow.status)) == "outbox"
-    assert receipt and receipt in reply
+    assert receipt
+    assert receipt in reply
 
 
 def test_a_second_vote_under_first_policy_gets_the_original_receipt(
@@ -69,7 +70,8 @@ def test_a_second_vote_under_first_policy_gets_the_original_receipt(
     with rt.sessions() as session:
         receipt = session.scalar(select(VoteRow.receipt))
         assert session.scalar(select(VoteRow.option)) == 3
-    assert receipt in first and receipt in second
+    assert receipt in first
+    assert receipt in second
     assert "Ya votaste" in second
 
 
@@ -83,3 +85,40 @@ def test_a_redelivered_message_is_acknowledged_and_changes_nothing(
     assert count(rt, InboundRow) == 1
     assert count(rt, VoteRow) == 1
     assert len(replies_to(rt, ANA)) == 1
+
+
+def test_a_receipt_check_says_counted_without_revealing_the_choice(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    post_sms(client, ANA, "VOTO 3")
+    drain(rt)
+    with rt.sessions() as session:
+        receipt = session.scalar(select(VoteRow.receipt))
+    assert receipt
+    post_sms(client, "+584269998877", f"recibo {receipt.lower().replace('-', '')}")
+    post_sms(client, "+584269998877", "RECIBO ZZZ-ZZZ-ZZZ")
+    drain(rt)
+    counted, unknown = replies_to(rt, "+584269998877")
+    assert f"Recibo {receipt}: el voto fue contado" in counted
+    assert "3" not in counted.replace(receipt, "")
+    assert "No encontramos el recibo ZZZ-ZZZ-ZZZ" in unknown
+
+
+def test_under_the_last_policy_a_later_vote_replaces_and_the_old_receipt_says_so(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    seed(rt.sessions, revote="last", people=[("V12345678", "C1", date(1990, 5, 1), [ANA])])
+    post_sms(client, ANA, "VOTO 3")
+    drain(rt)
+    post_sms(client, ANA, "VOTO 4")
+    drain(rt)
+    with rt.sessions() as session:
+        votes = session.execute(select(VoteRow.option, VoteRow.replaced_at, VoteRow.receipt)).all()
+    counted = [option for option, replaced, _ in votes if replaced is None]
+    assert counted == [4]
+    old_receipt = next(receipt for _, replaced, receipt in votes if replaced is not None)
+    post_sms(client, ANA, f"RECIBO {old_receipt}")
+    drain(rt)
+    *_, replaced_reply, check = replies_to(rt, ANA)
+    assert "reemplaza" in replaced_reply
+    assert "reemplazado por un voto posterior" in check

@@ -53,7 +53,9 @@ def seed(  # noqa: PLR0913 - a builder: every argument has a sensible default
         session.flush()
         seeded = Seeded(consultation.id, slug)
         for code, count in (ballots or {"C1": 5}).items():
-            circuit = CircuitRow(consultation_id=consultation.id, code=code, name=f"Circuito {code}")
+            circuit = CircuitRow(
+                consultation_id=consultation.id, code=code, name=f"Circuito {code}"
+            )
             session.add(circuit)
             session.flush()
             seeded.circuits[code] = circuit.id

@@ -1,0 +1,5 @@
+"""`python -m gateway` is the `consulta` command."""
+
+from gateway.cli import main
+
+main()

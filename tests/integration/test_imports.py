@@ -1,0 +1,352 @@
+"""Ballot and registry CSV imports: good files load whole, a file with any bad row loads nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway import imports
+from gateway.db import make_engine, make_sessionmaker
+from gateway.imports import ImportRefused, import_ballots, import_registry
+from gateway.models import CircuitRow, ConsultationRow, OptionRow, PersonRow, PhoneRow
+from tests.support.factories import seed
+
+SLUG = "cpn-2026"
+BALLOT_HEADER = "circuit_code,circuit_name,option,title"
+REGISTRY_HEADER = "national_id,circuit_code,birth_date,phones"
+GOOD_BALLOTS = [BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2,Luz", "C2,Dos,2,Vía", "C2,Dos,1,Cancha"]
+TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    # Our own engine rather than `rt`: imports need no Redis, and the run flushes none.
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def bare(sessions: sessionmaker[Session]) -> None:
+    """A consultation with no ballots and no registry yet."""
+    now = datetime.now(UTC)
+    with sessions() as session, session.begin():
+        session.add(
+            ConsultationRow(
+                slug=SLUG, name="Consulta", opens_at=now, closes_at=now + timedelta(hours=8)
+            )
+        )
+
+
+@pytest.fixture
+def ballots(sessions: sessionmaker[Session]) -> None:
+    """A consultation whose ballots are loaded: circuits C1 and C2."""
+    seed(sessions, slug=SLUG, ballots={"C1": 3, "C2": 2})
+
+
+def csv_file(tmp_path: Path, lines: list[str] | bytes, name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    data = lines if isinstance(lines, bytes) else "".join(f"{line}\n" for line in lines).encode()
+    path.write_bytes(data)
+    return path
+
+
+def count(sessions: sessionmaker[Session], table: type) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def refusal(call: Callable[..., object], *args: object) -> list[tuple[int, str]]:
+    """The errors of the ImportRefused that the import raises."""
+    with pytest.raises(ImportRefused) as refused:
+        call(*args)
+    return refused.value.errors
+
+
+# --- ballots -------------------------------------------------------------------------------
+
+
+def test_a_good_ballot_file_creates_every_circuit_and_option(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    report = import_ballots(sessions, SLUG, csv_file(tmp_path, GOOD_BALLOTS))
+    assert (report.rows, report.circuits, report.options) == (4, 2, 4)
+    with sessions() as session:
+        rows = session.execute(
+            select(CircuitRow.code, CircuitRow.name, OptionRow.number, OptionRow.title)
+            .join(OptionRow, OptionRow.circuit_id == CircuitRow.id)
+            .order_by(CircuitRow.code, OptionRow.number)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("C1", "Uno", 1, "Agua"),
+        ("C1", "Uno", 2, "Luz"),
+        ("C2", "Dos", 1, "Cancha"),
+        ("C2", "Dos", 2, "Vía"),
+    ]
+
+
+BAD_BALLOTS = [
+    ([], 1, "the file is empty"),
+    (["C1,Uno,1,Agua", "C1,Uno,2,Luz"], 1, "expected the header"),
+    (["circuit,name,option,title", "C1,Uno,1,Agua"], 1, "expected the header"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2"], 3, "expected 4 columns, found 3"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2,Luz,extra"], 3, "expected 4 columns, found 5"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,dos,Luz"], 3, "option must be a number"),
+    ([BALLOT_HEADER, "C1,Uno,0,Agua", "C1,Uno,1,Luz"], 2, "option must be a number"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2, "], 3, "title is empty"),
+    ([BALLOT_HEADER, ",Uno,1,Agua"], 2, "circuit_code is empty"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2,Luz", "C1,Uno,2,Gas"], 4, "already on line 3"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2,Luz", "C1,Uno,4,Gas"], 2, "must run 1..n"),
+    ([BALLOT_HEADER, "C1,Uno,2,Agua", "C1,Uno,3,Luz"], 2, "must run 1..n"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua"], 2, "a ballot needs at least 2"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Otro,2,Luz"], 3, "was named 'Uno' on line 2"),
+    (f"{BALLOT_HEADER}\nC1,Uno,1,Agua\nC1,Uno,2,V\xeda\n".encode("latin-1"), 3, "not UTF-8"),
+    ([BALLOT_HEADER, "C1,Uno,1,Agua", 'C1,"Uno,2,Luz'], 3, "not valid CSV"),
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "reason"),
+    BAD_BALLOTS,
+    ids=[
+        "an empty file is refused",
+        "a file without its header is refused",
+        "a misspelt header is refused",
+        "a row with too few columns is refused",
+        "a row with too many columns is refused",
+        "an option that is not a number is refused",
+        "an option numbered zero is refused",
+        "an empty title is refused",
+        "an empty circuit code is refused",
+        "an option given twice is refused",
+        "a gap in the option numbers is refused at the circuit's first line",
+        "options that do not start at one are refused",
+        "a ballot of one option is refused",
+        "a circuit given two names is refused",
+        "a file that is not UTF-8 is refused at its first bad line",
+        "an unclosed quote is refused",
+    ],
+)
+def test_a_bad_ballot_file_is_refused_with_its_line_and_writes_nothing(
+    sessions: sessionmaker[Session],
+    bare: None,
+    tmp_path: Path,
+    lines: list[str] | bytes,
+    line: int,
+    reason: str,
+) -> None:
+    errors = refusal(import_ballots, sessions, SLUG, csv_file(tmp_path, lines))
+    assert any(n == line and reason in why for n, why in errors), errors
+    assert count(sessions, CircuitRow) == 0
+    assert count(sessions, OptionRow) == 0
+
+
+def test_every_bad_ballot_row_is_reported_not_only_the_first(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    lines = [BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,x,Luz", "C1,Uno,2,Gas", "C1,Uno,3"]
+    errors = refusal(import_ballots, sessions, SLUG, csv_file(tmp_path, lines))
+    assert [n for n, _ in errors] == [3, 5]
+
+
+def test_a_byte_order_mark_is_read_as_nothing(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    data = b"\xef\xbb\xbf" + "\n".join(GOOD_BALLOTS).encode()
+    assert import_ballots(sessions, SLUG, csv_file(tmp_path, data)).circuits == 2
+
+
+def test_a_second_ballot_import_is_refused_and_changes_nothing(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path, GOOD_BALLOTS)
+    import_ballots(sessions, SLUG, path)
+    [(line, why)] = refusal(import_ballots, sessions, SLUG, path)
+    assert line == 0
+    assert "already has ballots" in why
+    assert (count(sessions, CircuitRow), count(sessions, OptionRow)) == (2, 4)
+
+
+def test_an_unknown_consultation_is_refused_by_both_importers(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path, GOOD_BALLOTS)
+    [(_, why)] = refusal(import_ballots, sessions, "nope", path)
+    assert "no consultation 'nope'" in why
+    [(_, why)] = refusal(import_registry, sessions, "nope", path, "VE")
+    assert "no consultation 'nope'" in why
+
+
+def test_the_refusal_shows_twenty_problems_and_the_total(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    lines = [BALLOT_HEADER] + [f"C{n},Uno,x,Agua" for n in range(25)]
+    with pytest.raises(ImportRefused) as refused:
+        import_ballots(sessions, SLUG, csv_file(tmp_path, lines))
+    text = str(refused.value)
+    assert "(25 problem(s))" in text
+    assert text.count("\nline ") == 20
+    assert text.endswith("... and 5 more")
+
+
+# --- the registry --------------------------------------------------------------------------
+
+
+def people(sessions: sessionmaker[Session]) -> dict[str, tuple[str, date, list[str]]]:
+    """national ID -> (circuit code, birth date, phones)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(PersonRow.national_id, CircuitRow.code, PersonRow.birth_date, PhoneRow.phone)
+            .join(CircuitRow, CircuitRow.id == PersonRow.circuit_id)
+            .outerjoin(PhoneRow, PhoneRow.person_id == PersonRow.id)
+        ).all()
+    found: dict[str, tuple[str, date, list[str]]] = {}
+    for national_id, code, born, phone in rows:
+        found.setdefault(national_id, (code, born, []))[2].extend([phone] if phone else [])
+    return found
+
+
+def test_a_good_registry_file_adds_people_and_their_phones(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path
+) -> None:
+    lines = [
+        REGISTRY_HEADER,
+        "V-12.345.678,C1,1990-05-01,0414-123.45.67;0424 765 4321",
+        "e81234567,C2,2008-02-29,",
+        ' 7654321 ,C2,1950-12-31,"+58 412 000 1122"',
+    ]
+    report = import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    assert (report.rows, report.people, report.phones) == (3, 3, 3)
+    registry = people(sessions)
+    assert registry["V12345678"] == ("C1", date(1990, 5, 1), ["+584141234567", "+584247654321"])
+    assert registry["E81234567"] == ("C2", date(2008, 2, 29), [])
+    assert registry["V7654321"] == ("C2", date(1950, 12, 31), ["+584120001122"])
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["0414-123.45.67", "+58 414 1234567", "584141234567", "0414 1234567;+584141234567"],
+    ids=[
+        "a national number with dashes and dots",
+        "an international number with spaces",
+        "an international number without its plus",
+        "one number written twice is one phone",
+    ],
+)
+def test_a_phone_in_any_common_spelling_is_stored_in_e164(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path, written: str
+) -> None:
+    lines = [REGISTRY_HEADER, f'V12345678,C1,1990-05-01,"{written}"']
+    import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    assert people(sessions)["V12345678"][2] == ["+584141234567"]
+
+
+GOOD_ROW = "V1000001,C1,1990-01-01,04141234567"
+BAD_REGISTRIES = [
+    ([GOOD_ROW], 1, "expected the header"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-01-01"], 3, "expected 4 columns"),
+    ([REGISTRY_HEADER, GOOD_ROW, "X-12,C1,1990-01-01,"], 3, "not a cédula number"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C9,1990-01-01,"], 3, "'C9' is not on this"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,01/02/1990,"], 3, "must be written YYYY-MM-DD"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-02-30,"], 3, "not a real calendar date"),
+    ([REGISTRY_HEADER, GOOD_ROW, f"V1000002,C1,{TOMORROW},"], 3, "in the future"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-01-01,12;04141234567"], 3, "phone 1 of 2"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-01-01,04141234567;abc"], 3, "phone 2 of 2"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V-1.000.001,C2,1980-01-01,"], 3, "appears earlier"),
+    (
+        f"{REGISTRY_HEADER}\n{GOOD_ROW}\nV1000002,C1,1990-01-01,Jos\xe9\n".encode("latin-1"),
+        3,
+        "UTF-8",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "reason"),
+    BAD_REGISTRIES,
+    ids=[
+        "a file without its header is refused",
+        "a row with a missing column is refused",
+        "an unreadable national ID is refused",
+        "a circuit that is not on the ballots is refused",
+        "a birth date that is not ISO is refused",
+        "a birth date that does not exist is refused",
+        "a birth date in the future is refused",
+        "an unreadable phone is refused",
+        "one unreadable phone among several is refused",
+        "an ID given twice in the file, however spelt, is refused",
+        "a file that is not UTF-8 is refused",
+    ],
+)
+def test_a_bad_registry_file_is_refused_with_its_line_and_writes_nothing(
+    sessions: sessionmaker[Session],
+    ballots: None,
+    tmp_path: Path,
+    lines: list[str] | bytes,
+    line: int,
+    reason: str,
+) -> None:
+    errors = refusal(import_registry, sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    assert any(n == line and reason in why for n, why in errors), errors
+    assert count(sessions, PersonRow) == 0
+    assert count(sessions, PhoneRow) == 0
+
+
+def test_an_id_already_in_the_registry_is_refused_and_nothing_is_added(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    seed(sessions, slug=SLUG, people=[("V1000001", "C1", date(1990, 1, 1), ["+584141234567"])])
+    lines = [REGISTRY_HEADER, "V1000002,C1,1990-01-01,", "1000001,C1,1990-01-01,04241234567"]
+    [(line, why)] = refusal(import_registry, sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    assert (line, why) == (3, "national_id is already in this consultation's registry")
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (1, 1)
+
+
+def test_a_registry_before_its_ballots_is_refused(
+    sessions: sessionmaker[Session], bare: None, tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path, [REGISTRY_HEADER, GOOD_ROW])
+    [(_, why)] = refusal(import_registry, sessions, SLUG, path, "VE")
+    assert "has no ballots yet" in why
+
+
+def numbered_people(first: int, total: int) -> list[str]:
+    return [f"V{n},C{1 + n % 2},1990-01-01,0414{n:07d}" for n in range(first, first + total)]
+
+
+def test_a_file_longer_than_one_chunk_is_written_whole_and_checked_against_the_registry(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
+    seed(
+        sessions, slug=SLUG, ballots={"C1": 2, "C2": 2}, people=[("V1", "C1", date(1990, 1, 1), [])]
+    )
+    seen: list[int] = []
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 30)])
+    report = import_registry(sessions, SLUG, path, "VE", seen.append)
+    assert (report.people, report.phones) == (30, 30)
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (31, 30)
+    assert seen == sorted(seen)
+    assert seen[-1] == 60  # each row is counted once checked and once written
+
+
+def test_a_failure_half_way_through_the_writes_leaves_nothing(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 5)
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 12)])
+
+    def spoil_after_checking(done: int) -> None:
+        # The check has passed every row: a row spoilt now fails in the third chunk of writes.
+        if done == 12:
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write("not,a,good,row\n")
+
+    [(line, why)] = refusal(import_registry, sessions, SLUG, path, "VE", spoil_after_checking)
+    assert (line, why) == (14, "the file changed during the import; run it again")
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (0, 0)

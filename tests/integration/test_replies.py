@@ -1,0 +1,543 @@
+"""Replies through Twilio's REST API, against a real local server that answers like Twilio.
+
+Every test runs on SQLite and on PostgreSQL, with real Redis and real RQ jobs. The rule under
+test is Twilio's own: a create is not idempotent, so a reply is resent only when Twilio surely
+did not take it (429, connection refused), never after a 5xx or a timeout, never after 21610.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from gateway.models import OutboundRow, utcnow
+from gateway.settings import Settings
+from messages import send as send_module
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.factories import seed
+from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio is a fixture
+    TWILIO_FROM,
+    FakeTwilio,
+    fake_twilio,
+    settings_with_twilio,
+)
+from tests.support.pipeline import drain
+from tests.support.twilio_requests import inbound_form, message_sid, signature, signed_headers
+from workers import runtime
+from workers.pump import sweep_once
+from workers.replies import RETRY_DELAYS, enqueue_replies, send_replies
+from workers.runtime import REPLIES_QUEUE, Runtime
+
+SMS_URL = PUBLIC_URL + "/sms/twilio"
+STATUS_URL = PUBLIC_URL + "/sms/twilio/status"
+SERVICE_SID = "MG" + "7" * 32
+ANA = "+584141234567"
+BETO = "+584241234567"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+@contextmanager
+def installed(settings: Settings, restore: Runtime) -> Iterator[Runtime]:
+    """A worker runtime with these settings, installed as a worker would install it."""
+    built = Runtime.build(settings)
+    runtime.install(built)
+    try:
+        yield built
+    finally:
+        runtime.install(restore)
+        built.close()
+
+
+def sending_settings(rt: Runtime, fake: FakeTwilio, **changes: object) -> Settings:
+    """Through the fake, with a sweep that finds every waiting reply stale at once."""
+    return settings_with_twilio(rt.settings, fake, sweep_after_seconds=0, **changes)
+
+
+def vote(client: FlaskClient, sender: str = ANA, body: str = "VOTO 3") -> None:
+    form = inbound_form(sender, body)
+    response = client.post("/sms/twilio", data=form, headers=signed_headers(AUTH_TOKEN, SMS_URL, form))
+    assert response.status_code == 200
+
+
+def replies(rt: Runtime) -> list[OutboundRow]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(OutboundRow).order_by(OutboundRow.id)))
+
+
+def the_reply(rt: Runtime) -> OutboundRow:
+    [row] = replies(rt)
+    return row
+
+
+def queue_reply(rt: Runtime, recipient: str = ANA, body: str = "Hola") -> int:
+    """A reply row as the intake job records it, before any send job runs."""
+    now = utcnow()
+    with rt.sessions() as session, session.begin():
+        row = OutboundRow(
+            provider="twilio", recipient=recipient, body=body, status="queued",
+            created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def scheduled_in(rt: Runtime) -> list[float]:
+    """Seconds from now until each delayed reply job is due."""
+    registry = rt.queue(REPLIES_QUEUE).scheduled_job_registry
+    now = datetime.now(UTC)
+    return [
+        (registry.get_scheduled_time(job_id) - now).total_seconds()
+        for job_id in registry.get_job_ids()
+    ]
+
+
+def run_scheduled(rt: Runtime) -> int:
+    """Bring every delayed reply job forward to now and run it; how many there were."""
+    queue = rt.queue(REPLIES_QUEUE)
+    registry = queue.scheduled_job_registry
+    job_ids = registry.get_job_ids()
+    for job_id in job_ids:
+        job = queue.fetch_job(job_id)
+        assert job is not None
+        registry.remove(job)
+        queue.enqueue_job(job)
+    drain(rt)
+    return len(job_ids)
+
+
+def closed_port_url() -> str:
+    """A local URL nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def status_form(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
+    """A status callback as Twilio posts it."""
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "5" * 32,
+        "From": TWILIO_FROM,
+        "To": ANA,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "ApiVersion": "2010-04-01",
+    }
+    if error_code:
+        form["ErrorCode"] = error_code
+    return form
+
+
+def post_status(
+    client: FlaskClient, form: dict[str, str], headers: dict[str, str] | None = None
+) -> int:
+    headers = {"X-Twilio-Signature": signature(AUTH_TOKEN, STATUS_URL, form)} if headers is None \
+        else headers
+    return client.post("/sms/twilio/status", data=form, headers=headers).status_code
+
+
+@pytest.fixture
+def registry(rt: Runtime) -> None:
+    seed(
+        rt.sessions,
+        people=[
+            ("V12345678", "C1", date(1990, 5, 1), [ANA]),
+            ("V87654321", "C1", date(1985, 2, 3), [BETO]),
+        ],
+    )
+
+
+@pytest.fixture
+def sending(rt: Runtime, fake_twilio: FakeTwilio) -> Iterator[Runtime]:
+    """The worker side sends through the fake Twilio."""
+    with installed(sending_settings(rt, fake_twilio), rt) as built:
+        yield built
+
+
+@pytest.fixture
+def delivered(client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, registry: None) -> str:
+    """A confirmed vote whose reply Twilio accepted: its SID."""
+    vote(client)
+    drain(sending)
+    assert the_reply(sending).status == "sent"
+    return fake_twilio.created[0]
+
+
+# -- a reply is sent once, as Twilio expects it ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "sent_from", "service"),
+    [
+        pytest.param({}, TWILIO_FROM, None, id="from the configured number"),
+        pytest.param(
+            {"twilio_from": None, "twilio_messaging_service_sid": SERVICE_SID},
+            None,
+            SERVICE_SID,
+            id="through a messaging service",
+        ),
+        pytest.param(
+            {"twilio_messaging_service_sid": SERVICE_SID},
+            None,
+            SERVICE_SID,
+            id="through the messaging service when a number is also set",
+        ),
+    ],
+)
+def test_a_confirmed_vote_is_posted_to_twilio_once_and_recorded_as_sent(  # noqa: PLR0913
+    client: FlaskClient,
+    rt: Runtime,
+    fake_twilio: FakeTwilio,
+    registry: None,
+    changes: dict[str, object],
+    sent_from: str | None,
+    service: str | None,
+) -> None:
+    with installed(sending_settings(rt, fake_twilio, **changes), rt) as worker:
+        vote(client)
+        drain(worker)
+    [request] = fake_twilio.requests
+    reply = the_reply(rt)
+    assert (request.username, request.password) == (fake_twilio.account_sid, AUTH_TOKEN)
+    assert request.path == f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+    assert (request.to, request.from_, request.messaging_service_sid) == (ANA, sent_from, service)
+    assert request.body == reply.body and "voto registrado" in reply.body
+    assert request.status_callback == STATUS_URL
+    assert (reply.status, reply.provider_sid, reply.attempts) == ("sent", fake_twilio.created[0], 1)
+    assert reply.error_code is None
+
+
+# -- what Twilio's answer decides -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retryable:
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    refused: bool = False  # the first attempt goes to a port nothing listens on
+    error_code: str = ""
+    requests_seen: int = 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Retryable(plans=[{"status": 429, "code": 20429}], error_code="20429"),
+            id="a 429 Too Many Requests was not processed",
+        ),
+        pytest.param(
+            Retryable(plans=[{"status": 429, "code": 20429, "problem": True}],
+                      error_code="20429"),
+            id="a 429 in RFC 9457 problem form was not processed",
+        ),
+        pytest.param(
+            Retryable(refused=True, error_code="conn", requests_seen=1),
+            id="a refused connection sent nothing",
+        ),
+    ],
+)
+def test_a_reply_twilio_surely_did_not_take_is_sent_again_after_a_backoff(
+    client: FlaskClient, rt: Runtime, fake_twilio: FakeTwilio, registry: None, case: Retryable
+) -> None:
+    for plan in case.plans:
+        fake_twilio.plan(**plan)
+    first = {"twilio_api_base_url": closed_port_url()} if case.refused else {}
+    with installed(sending_settings(rt, fake_twilio, **first), rt) as worker:
+        vote(client)
+        drain(worker)
+        waiting = the_reply(rt)
+        assert (waiting.status, waiting.error_code, waiting.provider_sid) == (
+            "queued", case.error_code, None,
+        )
+        [delay] = scheduled_in(worker)
+        assert 0 < delay <= RETRY_DELAYS[0]
+    with installed(sending_settings(rt, fake_twilio), rt) as worker:
+        assert run_scheduled(worker) == 1
+    reply = the_reply(rt)
+    assert (reply.status, reply.provider_sid, reply.attempts) == ("sent", fake_twilio.created[0], 2)
+    assert len(fake_twilio.requests) == case.requests_seen
+
+
+def test_a_reply_twilio_keeps_refusing_fails_after_the_last_backoff(
+    client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, registry: None
+) -> None:
+    for _ in range(len(RETRY_DELAYS) + 1):
+        fake_twilio.plan(429, code=20429)
+    vote(client)
+    drain(sending)
+    delays = []
+    while scheduled := scheduled_in(sending):
+        delays.append(round(scheduled[0]))
+        run_scheduled(sending)
+    reply = the_reply(sending)
+    assert (reply.status, reply.error_code, reply.attempts) == ("failed", "retries", 6)
+    assert delays == list(RETRY_DELAYS)
+    assert len(fake_twilio.requests) == len(RETRY_DELAYS) + 1
+
+
+@dataclass(frozen=True)
+class Final:
+    status: str
+    error_code: str
+    plan: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, object] = field(default_factory=dict)
+    client_timeout: float | None = None  # the SDK client's read timeout, for a hanging Twilio
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Final("unknown", "20500", plan={"status": 500}),
+            id="a 500 may have created the message",
+        ),
+        pytest.param(
+            Final("unknown", "20503", plan={"status": 503}),
+            id="a 503 may have created the message",
+        ),
+        pytest.param(
+            Final("unknown", "ReadTimeout", plan={"status": "hang", "seconds": 5},
+                  client_timeout=0.5),
+            id="a read timeout may have created the message",
+        ),
+        pytest.param(
+            Final("opted_out", "21610", plan={"status": 400, "code": 21610}),
+            id="a 21610 means the voter opted out",
+        ),
+        pytest.param(
+            Final("failed", "21211", plan={"status": 400, "code": 21211}),
+            id="a 21211 invalid number is refused for good",
+        ),
+        pytest.param(
+            Final("failed", "20003", changes={"twilio_auth_token": "not-the-token"}),
+            id="wrong credentials are refused for good",
+        ),
+    ],
+)
+def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(  # noqa: PLR0913
+    client: FlaskClient,
+    rt: Runtime,
+    fake_twilio: FakeTwilio,
+    registry: None,
+    monkeypatch: pytest.MonkeyPatch,
+    case: Final,
+) -> None:
+    if case.plan:
+        fake_twilio.plan(**case.plan)
+    settings = sending_settings(rt, fake_twilio, **case.changes)
+    if case.client_timeout:
+        monkeypatch.setattr(sdk_client(settings).http_client, "timeout", case.client_timeout)
+    with installed(settings, rt) as worker:
+        vote(client)
+        drain(worker)
+        reply = the_reply(rt)
+        assert (reply.status, reply.error_code, reply.provider_sid) == (
+            case.status, case.error_code, None,
+        )
+        assert scheduled_in(worker) == []
+        assert send_replies([reply.id]) == dict.fromkeys(
+            ("sent", "retry", "unknown", "opted_out", "failed"), 0
+        )
+        sweep_once(worker)
+        drain(worker)
+    assert len(fake_twilio.requests) == 1
+    assert (the_reply(rt).status, the_reply(rt).attempts) == (case.status, 1)
+
+
+def sdk_client(settings: Settings) -> Any:
+    """The Twilio client the worker will use (one per credentials and base URL)."""
+    # make_client fixes a 10 s timeout; a test of a hanging Twilio should not wait that long.
+    return send_module._client(
+        settings.twilio_account_sid or "",
+        settings.twilio_auth_token or "",
+        settings.twilio_api_base_url,
+    )
+
+
+# -- a job that runs again sends nothing again ----------------------------------------------
+
+
+def run_twice_in_a_row(worker: Runtime, reply_id: int) -> None:
+    send_replies([reply_id])
+    send_replies([reply_id])
+
+
+def enqueue_twice(worker: Runtime, reply_id: int) -> None:
+    enqueue_replies(worker, [reply_id])
+    enqueue_replies(worker, [reply_id])
+    drain(worker)
+
+
+def run_by_two_workers_at_once(worker: Runtime, reply_id: int) -> None:
+    threads = [threading.Thread(target=send_replies, args=([reply_id],)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_then_sweep(worker: Runtime, reply_id: int) -> None:
+    send_replies([reply_id])
+    sweep_once(worker)
+    drain(worker)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        pytest.param(run_twice_in_a_row, id="the job run twice in a row"),
+        pytest.param(enqueue_twice, id="the job enqueued twice"),
+        pytest.param(run_by_two_workers_at_once, id="the job run by two workers at once"),
+        pytest.param(run_then_sweep, id="the sweep after the job"),
+    ],
+)
+def test_a_reply_job_that_runs_again_sends_nothing_again(
+    sending: Runtime, fake_twilio: FakeTwilio, run: Callable[[Runtime, int], None]
+) -> None:
+    fake_twilio.plan(201, before=lambda: threading.Event().wait(0.2))  # a slow Twilio
+    reply_id = queue_reply(sending)
+    run(sending, reply_id)
+    reply = the_reply(sending)
+    assert len(fake_twilio.requests) == 1
+    assert (reply.status, reply.provider_sid, reply.attempts) == ("sent", fake_twilio.created[0], 1)
+
+
+# -- status callbacks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "status", "error_code"),
+    [
+        pytest.param(["sent", "delivered"], "delivered", None, id="sent then delivered"),
+        pytest.param(["delivered", "sent"], "delivered", None,
+                     id="a late sent does not undo delivered"),
+        pytest.param(["delivered", "delivered"], "delivered", None, id="delivered twice"),
+        pytest.param(["queued", "sending", "sent"], "sent", None,
+                     id="early statuses leave it sent"),
+        pytest.param(["read"], "delivered", None, id="read counts as delivered"),
+        pytest.param(["sent", "undelivered:30003"], "undelivered", "30003",
+                     id="undelivered keeps the carrier error"),
+        pytest.param(["failed:30007", "sent"], "failed", "30007",
+                     id="a late sent does not undo failed"),
+        pytest.param(["delivered", "failed:30008"], "delivered", None,
+                     id="a final status is never replaced by another"),
+    ],
+)
+def test_status_callbacks_only_ever_move_a_reply_forward(
+    client: FlaskClient,
+    sending: Runtime,
+    fake_twilio: FakeTwilio,
+    delivered: str,
+    callbacks: list[str],
+    status: str,
+    error_code: str | None,
+) -> None:
+    callback_url = fake_twilio.requests[0].status_callback
+    assert callback_url == STATUS_URL  # what the gateway asked for is what Twilio signs
+    for callback in callbacks:
+        message_status, _, code = callback.partition(":")
+        assert post_status(client, status_form(delivered, message_status, code or None)) == 204
+    reply = the_reply(sending)
+    assert (reply.status, reply.error_code) == (status, error_code)
+
+
+def unsigned(form: dict[str, str]) -> dict[str, str]:
+    return {}
+
+
+def signed_with_another_token(form: dict[str, str]) -> dict[str, str]:
+    return {"X-Twilio-Signature": signature("another-token", STATUS_URL, form)}
+
+
+def signed_for_another_url(form: dict[str, str]) -> dict[str, str]:
+    return {"X-Twilio-Signature": signature(AUTH_TOKEN, SMS_URL, form)}
+
+
+def signed(form: dict[str, str]) -> dict[str, str]:
+    return {"X-Twilio-Signature": signature(AUTH_TOKEN, STATUS_URL, form)}
+
+
+@pytest.mark.parametrize(
+    ("change", "sign", "answer"),
+    [
+        pytest.param({}, unsigned, 403, id="an unsigned callback is forbidden"),
+        pytest.param({}, signed_with_another_token, 403,
+                     id="a callback signed with another token is forbidden"),
+        pytest.param({}, signed_for_another_url, 403,
+                     id="a callback signed for another URL is forbidden"),
+        pytest.param({"MessageStatus": "teleported"}, signed, 400,
+                     id="an unknown MessageStatus is a bad request"),
+        pytest.param({"MessageSid": ""}, signed, 400, id="a missing MessageSid is a bad request"),
+        pytest.param({"MessageSid": message_sid()}, signed, 204,
+                     id="a SID we never sent is acknowledged and ignored"),
+    ],
+)
+def test_a_status_callback_that_cannot_be_trusted_or_matched_changes_nothing(  # noqa: PLR0913
+    client: FlaskClient,
+    sending: Runtime,
+    delivered: str,
+    change: dict[str, str],
+    sign: Callable[[dict[str, str]], dict[str, str]],
+    answer: int,
+) -> None:
+    form = status_form(delivered, "delivered") | change
+    assert post_status(client, form, sign(form)) == answer
+    reply = the_reply(sending)
+    assert (reply.status, reply.provider_sid) == ("sent", delivered)
+
+
+def test_a_delivery_report_that_arrives_while_its_batch_is_still_sending_is_kept(
+    client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, registry: None
+) -> None:
+    answers: list[int] = []
+
+    def report_the_first_delivered() -> None:
+        answers.append(post_status(client, status_form(fake_twilio.created[0], "delivered")))
+
+    fake_twilio.plan(201)
+    fake_twilio.plan(201, before=report_the_first_delivered)
+    vote(client, ANA)
+    vote(client, BETO)
+    drain(sending)  # one intake job, one reply job for both replies
+    by_sid = {row.provider_sid: row.status for row in replies(sending)}
+    assert answers == [204]
+    assert by_sid == {fake_twilio.created[0]: "delivered", fake_twilio.created[1]: "sent"}
+
+
+# -- no provider configured -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"twilio_account_sid": None}, id="without an account SID"),
+        pytest.param({"twilio_auth_token": None}, id="without an auth token"),
+    ],
+)
+def test_replies_stay_in_the_outbox_without_twilio_credentials(
+    client: FlaskClient,
+    rt: Runtime,
+    fake_twilio: FakeTwilio,
+    registry: None,
+    changes: dict[str, object],
+) -> None:
+    with installed(sending_settings(rt, fake_twilio, **changes), rt) as worker:
+        vote(client)
+        drain(worker)
+    reply = the_reply(rt)
+    assert (reply.status, reply.provider_sid, reply.error_code) == ("outbox", None, None)
+    assert fake_twilio.requests == []

@@ -1,0 +1,89 @@
+"""Real gateway processes (`consulta web`, `consulta worker`) for tests that kill or flood them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gateway.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url or "",
+        TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
+        PUBLIC_URL=settings.public_url or "",
+        PORT=str(settings.port),
+        SWEEP_AFTER_SECONDS=str(settings.sweep_after_seconds),
+        BATCH_SIZE=str(settings.batch_size),
+    )
+    env.update(extra)
+    return env
+
+
+def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # so a kill reaches gunicorn's workers too
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_healthy(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"consulta web did not answer on port {port}")
+
+
+@contextmanager
+def web_server(settings: Settings) -> Iterator[str]:
+    """`consulta web` (gunicorn) on a free port; yields its base URL."""
+    port = free_port()
+    process = spawn("web", environment(settings.with_(port=port)))
+    try:
+        wait_healthy(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def wait_until(condition, seconds: float, every: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return bool(condition())
