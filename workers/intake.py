@@ -68,7 +68,7 @@ def handle_batch(session: Session, messages: list[InboundRow]) -> list[int]:
         message.status, message.outcome, message.processed_at = "done", outcome, now
         message.consultation_id = consultation.id if consultation else None
         if reply and message.sender not in opted_out and message.sender.startswith("+"):
-            body = catalogue.render(reply.key, **reply.params)
+            body = catalogue.render(reply.key, catalogue.DEFAULT_LOCALE, **reply.params)
             outbound.append(_reply_row(message, body, now))
     session.add_all(outbound)
     session.flush()

@@ -36,7 +36,8 @@ def run(settings: Settings, queue_names: list[str], burst: bool = False) -> None
         [rt.queue(name) for name in queue_names], connection=rt.redis, serializer=JSONSerializer
     )
     try:
-        worker.work(with_scheduler=True, burst=burst)
+        # RQ logs every job at INFO: at a national peak that is thousands of lines a second.
+        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
     finally:
         stop.set()
         rt.close()

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
+from gateway.queues import INTAKE_LIST, INTAKE_QUEUE
 from workers import runtime
 from workers.intake import process_inbound
 from workers.replies import enqueue_replies
@@ -27,17 +28,17 @@ INTAKE_RETRY = Retry(max=5, interval=[1, 5, 15, 30, 60])
 
 def push_for_intake(rt: runtime.Runtime, inbound_ids: list[int]) -> None:
     if inbound_ids:
-        rt.redis.rpush(runtime.INTAKE_LIST, *inbound_ids)
+        rt.redis.rpush(INTAKE_LIST, *inbound_ids)
 
 
 def pump_once(rt: runtime.Runtime, wait_seconds: float = 1.0) -> int:
     """Move one batch of waiting IDs into one intake job; 0 if none came within the wait."""
-    first = rt.redis.blpop([runtime.INTAKE_LIST], timeout=wait_seconds)
+    first = rt.redis.blpop([INTAKE_LIST], timeout=wait_seconds)
     if first is None:
         return 0
-    rest = rt.redis.lpop(runtime.INTAKE_LIST, rt.settings.batch_size - 1) or []
-    ids = [int(first[1])] + [int(raw) for raw in rest]  # type: ignore[union-attr]
-    rt.queue(runtime.INTAKE_QUEUE).enqueue(
+    rest = rt.redis.lpop(INTAKE_LIST, rt.settings.batch_size - 1) or []
+    ids = [int(first[1])] + [int(raw) for raw in rest]
+    rt.queue(INTAKE_QUEUE).enqueue(
         process_inbound, ids, retry=INTAKE_RETRY, result_ttl=300, failure_ttl=7 * 86400
     )
     return len(ids)
@@ -66,7 +67,8 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
         )
     push_for_intake(rt, inbound)
     enqueue_replies(rt, replies)
-    return {"inbound": len(inbound), "replies": len(replies), "unknown": stuck.rowcount}
+    unknown: int = stuck.rowcount  # type: ignore[attr-defined]
+    return {"inbound": len(inbound), "replies": len(replies), "unknown": unknown}
 
 
 def _stale_ids(session, table, status, stamp, cutoff) -> list[int]:  # type: ignore[no-untyped-def]

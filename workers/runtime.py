@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import make_engine, make_sessionmaker
-from gateway.queues import INTAKE_LIST, INTAKE_QUEUE, REPLIES_QUEUE  # noqa: F401 - re-exported
 from gateway.settings import Settings
 
 

@@ -136,6 +136,28 @@ def record_directly(rt: Runtime, messages: list[tuple[str, str]]) -> list[int]:
     return ids
 
 
+def kill_during_a_batch(rt: Runtime, env: dict[str, str], seen: set[str]) -> str:
+    """Start a worker, SIGKILL it while an intake job is running; that job's status after."""
+    started = rt.queue("intake").started_job_registry
+
+    def running() -> set[str]:
+        fresh = set(started.get_job_ids()) - seen
+        return {job_id for job_id in fresh if status(job_id) == "started"}
+
+    def status(job_id: str) -> str:
+        job = rt.queue("intake").fetch_job(job_id)
+        return job.get_status().value if job and job.get_status() else "missing"
+
+    worker = processes.spawn("worker", env)
+    try:
+        assert processes.wait_until(lambda: bool(running()), seconds=30, every=0.002)
+        job_id = running().pop()
+    finally:
+        processes.stop(worker, signal.SIGKILL)
+    seen.add(job_id)  # RQ keeps it as started until the dead worker's heartbeat expires
+    return status(job_id)
+
+
 def test_a_worker_killed_mid_batch_leaves_every_message_processed_exactly_once(
     settings: Settings, rt: Runtime
 ) -> None:
@@ -151,17 +173,8 @@ def test_a_worker_killed_mid_batch_leaves_every_message_processed_exactly_once(
     random.shuffle(messages)
     ids = record_directly(rt, messages)
     env = processes.environment(settings.with_(batch_size=400, sweep_after_seconds=2))
-    kills = 0
-    for _ in range(3):
-        worker = processes.spawn("worker", env)
-        done_before = count(rt, InboundRow, InboundRow.status == "done")
-        processes.wait_until(
-            lambda before=done_before: count(rt, InboundRow, InboundRow.status == "done") > before,
-            seconds=30,
-            every=0.01,
-        )
-        processes.stop(worker, signal.SIGKILL)
-        kills += 1
+    seen: set[str] = set()
+    interrupted = [kill_during_a_batch(rt, env, seen) for _ in range(3)]
     done_at_last_kill = count(rt, InboundRow, InboundRow.status == "done")
     worker = processes.spawn("worker", env)
     try:
@@ -173,11 +186,13 @@ def test_a_worker_killed_mid_batch_leaves_every_message_processed_exactly_once(
     finally:
         processes.stop(worker)
     print(
-        f"\nkill test: {len(ids)} messages, {kills} SIGKILLs, {done_at_last_kill} done at the "
-        f"last kill, finished={finished}"
+        f"\nkill test: {len(ids)} messages, {len(interrupted)} SIGKILLs mid-batch "
+        f"(jobs left {interrupted}), {done_at_last_kill} done at the last kill, "
+        f"finished={finished}"
     )
+    assert interrupted == ["started"] * 3, "a kill did not land inside a running batch"
+    assert done_at_last_kill < len(ids)
     assert finished
-    assert done_at_last_kill < len(ids), "the kills came too late to interrupt anything"
     assert count(rt, ParticipationRow) == voters
     assert count(rt, VoteRow) == voters
     assert count(rt, OutboundRow) == len(ids)
