@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -89,7 +89,7 @@ def _decoded_lines(path: Path) -> Iterator[str]:
                 raise ImportRefused([(number, why)]) from None
 
 
-def _numbered(reader: Reader) -> Iterator[tuple[int, list[str]]]:
+def _numbered(reader: Reader) -> Generator[tuple[int, list[str]], None, None]:
     """Each non-blank row with the file line it starts on (the header is line 1)."""
     end = 0
     try:
@@ -111,8 +111,9 @@ def _records(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[st
         raise ImportRefused([(1, f"the file is empty: expected the header {expected}")])
     line, cells = first
     if tuple(c.strip().lower() for c in cells) != header:
-        found = ",".join(cells)[:80]
-        raise ImportRefused([(line, f"expected the header {expected}, found {found}")])
+        rows.close()  # closes the file now, not whenever the refusal is forgotten
+        # What was found is not repeated: without a header, it is someone's ID and phone.
+        raise ImportRefused([(line, f"expected the header {expected}")])
     return rows
 
 
@@ -168,11 +169,13 @@ class _Ticks:
         self.progress, self.done = progress, 0
 
     def add(self, rows: int = 1) -> None:
+        """Count `rows` more, telling `progress` each time a chunk boundary is crossed."""
         before, self.done = self.done, self.done + rows
         if before // CHUNK_ROWS != self.done // CHUNK_ROWS:
             self.report()
 
     def report(self) -> None:
+        """Tell `progress` the count now: at the end of each pass."""
         if self.progress is not None:
             self.progress(self.done)
 
@@ -192,6 +195,7 @@ class _Ballots:
     names: dict[str, str] = field(default_factory=dict)  # code -> name, in file order
     first_line: dict[str, int] = field(default_factory=dict)
     options: dict[str, dict[int, int]] = field(default_factory=dict)  # code -> number -> line
+    spoilt: set[str] = field(default_factory=set)  # circuits with a bad row: gaps are moot
     rows: int = 0
 
 
@@ -223,6 +227,8 @@ def _ballot_gaps(state: _Ballots) -> Errors:
     """Options must run 1..n once the whole file is read: a gap is reported where it starts."""
     errors: Errors = []
     for code, numbers in state.options.items():
+        if code in state.spoilt:
+            continue
         line = state.first_line[code]
         if sorted(numbers) != list(range(1, len(numbers) + 1)):
             found = ", ".join(map(str, sorted(numbers)))
@@ -241,6 +247,7 @@ def _check_ballots(path: Path, ticks: _Ticks) -> _Ballots:
             _note_ballot_row(state, line, cells)
         except _RowError as bad:
             errors.append((line, str(bad)))
+            state.spoilt.add(cells[0].strip())
     ticks.report()
     errors += _ballot_gaps(state)
     if errors:
@@ -263,9 +270,10 @@ def _option_rows(path: Path, circuits: dict[str, int]) -> Iterator[dict[str, obj
     for line, cells in _records(path, BALLOT_HEADER):
         try:
             code, _, number, title = _parse_ballot_row(cells)
-        except _RowError:
+            circuit_id = circuits[code]
+        except (_RowError, KeyError):
             raise _changed(line) from None
-        yield {"circuit_id": circuits[code], "number": number, "title": title}
+        yield {"circuit_id": circuit_id, "number": number, "title": title}
 
 
 def import_ballots(
@@ -409,6 +417,7 @@ class _RegistryCheck:
         self.rows = 0
 
     def row(self, line: int, cells: list[str]) -> None:
+        """Check one row, keeping its reason if it is bad."""
         self.rows += 1
         try:
             person = _parse_person(cells, self.context)
@@ -423,6 +432,7 @@ class _RegistryCheck:
                 self.look_up()
 
     def look_up(self) -> None:
+        """Look the pending IDs up in the registry, in one query."""
         if self.pending:
             self.errors += _already_registered(self.session, self.consultation_id, self.pending)
             self.pending = []
@@ -503,8 +513,8 @@ def import_registry(
                 ticks.add(len(batch))
             ticks.report()
         except IntegrityError:
-            # Only a concurrent import of the same people can get here after the check.
-            raise ImportRefused(
-                [(0, "another import changed this registry; run it again")]
-            ) from None
+            # The check passed, so another import of the same people, or an edit of the file
+            # since, put an ID here twice.
+            why = "the registry or the file changed during the import; run it again"
+            raise ImportRefused([(0, why)]) from None
     return ImportReport(rows=check.rows, people=check.rows, phones=phones)

@@ -37,11 +37,15 @@ def count(rt: Runtime, table: type, *where: object) -> int:
         return session.scalar(query.where(*where) if where else query) or 0
 
 
-def post_form(base_url: str, public_url: str, form: dict[str, str]) -> int:
+def post_form(
+    base_url: str, public_url: str, form: dict[str, str], token: str | None = AUTH_TOKEN
+) -> int:
+    """POST a form to a running `consulta web`, signed for its public URL."""
+    sign = signature(token or "", public_url + "/sms/twilio", form)
     request = urllib.request.Request(  # noqa: S310 - a local test server
         base_url + "/sms/twilio",
         data=urllib.parse.urlencode(form).encode(),
-        headers={"X-Twilio-Signature": signature(AUTH_TOKEN, public_url + "/sms/twilio", form)},
+        headers={"X-Twilio-Signature": sign},
     )
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
         return int(answer.status)
