@@ -15,10 +15,15 @@ def send(settings: Settings, recipient: str, body: str) -> SendResult:
     """Send one reply. Without Twilio credentials it stays in the outbox, labelled as such."""
     if not settings.sends_through_twilio:
         return SendResult(SendOutcome.SENT)  # status "outbox": the row itself is the outbox
-    callback = f"{settings.public_url.rstrip('/')}/sms/twilio/status" if settings.public_url else None
+    callback = (
+        f"{settings.public_url.rstrip('/')}/sms/twilio/status" if settings.public_url else None
+    )
     return twilio.send(
-        _client(settings.twilio_account_sid or "", settings.twilio_auth_token or "",
-                settings.twilio_api_base_url),
+        _client(
+            settings.twilio_account_sid or "",
+            settings.twilio_auth_token or "",
+            settings.twilio_api_base_url,
+        ),
         recipient,
         body,
         settings.twilio_from,

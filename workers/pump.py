@@ -19,7 +19,7 @@ from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.queues import INTAKE_LIST, INTAKE_QUEUE
 from workers import runtime
 from workers.intake import process_inbound
-from workers.replies import enqueue_replies
+from workers.replies import RETRY_DELAYS, enqueue_replies
 
 SWEEP_LIMIT = 5000  # rows per sweep pass: a backlog is recovered over several passes
 SWEEP_LOCK = "consulta:sweep-lock"
@@ -50,19 +50,22 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
     if not rt.redis.set(SWEEP_LOCK, "1", nx=True, ex=max(1, after // 3)):
         return {}
     cutoff = utcnow() - timedelta(seconds=after)
+    # A reply refused for now waits up to the longest backoff for its delayed job; re-queueing it
+    # sooner would undo the backoff, so replies are swept on a longer clock.
+    reply_cutoff = utcnow() - timedelta(seconds=max(after, 2 * max(RETRY_DELAYS)))
     with transaction(rt.sessions) as session:
         inbound = _stale_ids(session, InboundRow, "pending", InboundRow.enqueued_at, cutoff)
         session.execute(
             update(InboundRow).where(InboundRow.id.in_(inbound)).values(enqueued_at=utcnow())
         )
-        replies = _stale_ids(session, OutboundRow, "queued", OutboundRow.updated_at, cutoff)
+        replies = _stale_ids(session, OutboundRow, "queued", OutboundRow.updated_at, reply_cutoff)
         session.execute(
             update(OutboundRow).where(OutboundRow.id.in_(replies)).values(updated_at=utcnow())
         )
         # A send that was claimed but never reported back may have reached the provider.
         stuck = session.execute(
             update(OutboundRow)
-            .where(OutboundRow.status == "sending", OutboundRow.updated_at < cutoff)
+            .where(OutboundRow.status == "sending", OutboundRow.updated_at < reply_cutoff)
             .values(status="unknown", error_code="worker-died", updated_at=utcnow())
         )
     push_for_intake(rt, inbound)

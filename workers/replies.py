@@ -1,7 +1,7 @@
 """The reply job: each recorded reply is sent once through its provider, or kept for a person.
 
 A reply row exists before any send. The job claims it (queued -> sending) in its own commit, so
-two jobs never send the same row, and records the provider's answer afterwards. A refusal that
+two jobs never send the same row, and records each answer as soon as it comes. A refusal that
 is sure (429, connection refused) goes back to queued with a backoff; a create that may have gone
 through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (21610) is final.
 """
@@ -17,16 +17,17 @@ from sqlalchemy import select, update
 from gateway.db import transaction
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome, SendResult
+from gateway.queues import REPLIES_QUEUE
 from messages.send import send
 from workers import runtime
 
-JOB_BATCH = 50  # replies per job: one claim commit and one result commit per job
+JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per reply
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
 
 
 def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int = 0) -> None:
     """Queue the send jobs for replies already committed (never before the commit)."""
-    queue = rt.queue(runtime.REPLIES_QUEUE)
+    queue = rt.queue(REPLIES_QUEUE)
     for start in range(0, len(outbound_ids), JOB_BATCH):
         chunk = list(outbound_ids[start : start + JOB_BATCH])
         retry = Retry(max=3, interval=[5, 30, 60])
@@ -39,9 +40,12 @@ def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int
 def send_replies(outbound_ids: list[int]) -> dict[str, int]:
     """RQ job: send these replies, each at most once."""
     rt = runtime.current()
-    rows = _claim(rt, outbound_ids)
-    results = {row_id: _deliver(rt, recipient, body) for row_id, recipient, body in rows}
-    _record(rt, results)
+    results: dict[int, SendResult] = {}
+    for row_id, recipient, body in _claim(rt, outbound_ids):
+        results[row_id] = _deliver(rt, recipient, body)
+        # Recorded at once, not after the whole batch: Twilio's status callbacks for this SID
+        # can arrive while the rest of the batch is still sending, and find no row without it.
+        _record(rt, {row_id: results[row_id]})
     _retry_later(rt, results)
     return {
         outcome.value: sum(r.outcome is outcome for r in results.values())

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from gateway.phones import to_e164
 from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult
@@ -88,27 +89,39 @@ def send(  # noqa: PLR0913 - Twilio's own create() takes these separately
     status_callback: str | None,
 ) -> SendResult:
     """One REST create. Twilio's create is not idempotent, so only a sure refusal is retryable."""
-    sender = {"messaging_service_sid": messaging_service_sid} if messaging_service_sid else {}
-    if not sender:
-        sender = {"from_": from_}
+    sender: dict[str, str | None] = (
+        {"messaging_service_sid": messaging_service_sid}
+        if messaging_service_sid
+        else {"from_": from_}
+    )
     callback = {"status_callback": status_callback} if status_callback else {}
     try:
         message = client.messages.create(to=to, body=body, **sender, **callback)
-    except TwilioRestException as error:
+    except (TwilioRestException, TwilioServiceException) as error:
+        # The SDK raises the second for an RFC 9457 problem body: the same refusal, new shape.
         return _refusal(error)
     except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
         return SendResult(SendOutcome.RETRY, error_code=type(error).__name__)
     except requests.exceptions.ConnectionError as error:
-        # Refused before a byte was sent is safe to retry; a connection that broke after the
-        # request went out may have created the message.
-        sure = "NewConnectionError" in repr(error) or "Connection refused" in repr(error)
+        sure = _never_connected(error)
         return SendResult(SendOutcome.RETRY if sure else SendOutcome.UNKNOWN, error_code="conn")
     except requests.exceptions.RequestException as error:
         return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__)
     return SendResult(SendOutcome.SENT, provider_sid=message.sid)
 
 
-def _refusal(error: TwilioRestException) -> SendResult:
+def _never_connected(error: requests.exceptions.ConnectionError) -> bool:
+    """No connection was made (refused, unreachable, a name that did not resolve), so nothing
+    was sent and a resend is safe; a connection that broke after the request went out may have
+    created the message. urllib3's NewConnectionError covers all of the first kind, including
+    its subclass NameResolutionError, whose text names neither "refused" nor the base class.
+    """
+    cause = error.args[0] if error.args else None
+    cause = getattr(cause, "reason", cause)  # requests wraps urllib3's MaxRetryError(reason)
+    return isinstance(cause, NewConnectionError | ConnectionRefusedError)
+
+
+def _refusal(error: TwilioRestException | TwilioServiceException) -> SendResult:
     code = str(error.code) if error.code else str(error.status)
     if error.code == OPTED_OUT:
         return SendResult(SendOutcome.OPTED_OUT, error_code=code)

@@ -27,8 +27,12 @@ VOTER = "+584141234567"
 
 def consulta(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -43,8 +47,18 @@ def set_up_consultation(env: dict[str, str], folder: Path) -> None:
     registry.write_text(
         "national_id,circuit_code,birth_date,phones\nV-12.345.678,C1,1980-01-31,0414-123.45.67\n"
     )
-    consulta(env, "consultation", "create", "cpn", "--name", "Consulta Popular",
-             "--opens", "2020-01-01T00:00", "--closes", "2099-12-31T23:59")
+    consulta(
+        env,
+        "consultation",
+        "create",
+        "cpn",
+        "--name",
+        "Consulta Popular",
+        "--opens",
+        "2020-01-01T00:00",
+        "--closes",
+        "2099-12-31T23:59",
+    )
     consulta(env, "ballots", "import", "cpn", str(ballots))
     consulta(env, "registry", "import", "cpn", str(registry))
 
@@ -53,16 +67,21 @@ def test_a_signed_vote_through_web_and_worker_is_stored_once_confirmed_once_and_
     settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     live = settings_with_twilio(settings, fake_twilio).with_(sweep_after_seconds=5)
-    env = processes.environment(live, TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
-                                TWILIO_FROM="+582125550000",
-                                TWILIO_API_BASE_URL=fake_twilio.url)
+    env = processes.environment(
+        live,
+        TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
+        TWILIO_FROM="+582125550000",
+        TWILIO_API_BASE_URL=fake_twilio.url,
+    )
     set_up_consultation(env, tmp_path)
     form = inbound_form(VOTER, "VOTO 4")
     worker = processes.spawn("worker", env)
     try:
         with processes.web_server(live) as base_url:
             for _ in range(3):  # Twilio retries; a replay must change nothing
-                assert post_form(base_url, live.public_url or "", form, live.twilio_auth_token) == 200
+                assert (
+                    post_form(base_url, live.public_url or "", form, live.twilio_auth_token) == 200
+                )
             assert processes.wait_until(lambda: len(fake_twilio.created) >= 1, seconds=30)
     finally:
         processes.stop(worker)

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway import imports
 from gateway.db import make_engine, make_sessionmaker
-from gateway.imports import ImportRefused, ImportReport, import_ballots, import_registry
+from gateway.imports import ImportRefused, ImportReport, chunking, import_ballots, import_registry
 from gateway.models import CircuitRow, ConsultationRow, OptionRow, PersonRow, PhoneRow
 from tests.support.factories import seed
 
@@ -342,7 +341,7 @@ def numbered_people(first: int, total: int) -> list[str]:
 def test_a_file_longer_than_one_chunk_is_written_whole_and_checked_against_the_registry(
     sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 7)
     seed(
         sessions, slug=SLUG, ballots={"C1": 2, "C2": 2}, people=[("V1", "C1", date(1990, 1, 1), [])]
     )
@@ -358,7 +357,7 @@ def test_a_file_longer_than_one_chunk_is_written_whole_and_checked_against_the_r
 def test_a_failure_half_way_through_the_writes_leaves_nothing(
     sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 5)
     path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 12)])
 
     def spoil_after_checking(done: int) -> None:

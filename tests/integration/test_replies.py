@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -20,14 +21,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from gateway.models import OutboundRow, utcnow
+from gateway.providers.base import SendOutcome
+from gateway.queues import REPLIES_QUEUE
 from gateway.settings import Settings
 from messages import send as send_module
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.factories import seed
-from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio is a fixture
+from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio_fixture is a fixture
+    ACCOUNT_SID,
     TWILIO_FROM,
     FakeTwilio,
-    fake_twilio,
+    fake_twilio_fixture,
     settings_with_twilio,
 )
 from tests.support.pipeline import drain
@@ -35,7 +39,7 @@ from tests.support.twilio_requests import inbound_form, message_sid, signature, 
 from workers import runtime
 from workers.pump import sweep_once
 from workers.replies import RETRY_DELAYS, enqueue_replies, send_replies
-from workers.runtime import REPLIES_QUEUE, Runtime
+from workers.runtime import Runtime
 
 SMS_URL = PUBLIC_URL + "/sms/twilio"
 STATUS_URL = PUBLIC_URL + "/sms/twilio/status"
@@ -66,7 +70,9 @@ def sending_settings(rt: Runtime, fake: FakeTwilio, **changes: object) -> Settin
 
 def vote(client: FlaskClient, sender: str = ANA, body: str = "VOTO 3") -> None:
     form = inbound_form(sender, body)
-    response = client.post("/sms/twilio", data=form, headers=signed_headers(AUTH_TOKEN, SMS_URL, form))
+    response = client.post(
+        "/sms/twilio", data=form, headers=signed_headers(AUTH_TOKEN, SMS_URL, form)
+    )
     assert response.status_code == 200
 
 
@@ -85,22 +91,33 @@ def queue_reply(rt: Runtime, recipient: str = ANA, body: str = "Hola") -> int:
     now = utcnow()
     with rt.sessions() as session, session.begin():
         row = OutboundRow(
-            provider="twilio", recipient=recipient, body=body, status="queued",
-            created_at=now, updated_at=now,
+            provider="twilio",
+            recipient=recipient,
+            body=body,
+            status="queued",
+            created_at=now,
+            updated_at=now,
         )
         session.add(row)
         session.flush()
         return row.id
 
 
-def scheduled_in(rt: Runtime) -> list[float]:
-    """Seconds from now until each delayed reply job is due."""
+def scheduled(rt: Runtime) -> list[datetime]:
+    """When each delayed reply job is due (RQ keeps whole seconds, rounded down)."""
     registry = rt.queue(REPLIES_QUEUE).scheduled_job_registry
-    now = datetime.now(UTC)
-    return [
-        (registry.get_scheduled_time(job_id) - now).total_seconds()
-        for job_id in registry.get_job_ids()
-    ]
+    return [registry.get_scheduled_time(job_id) for job_id in registry.get_job_ids()]
+
+
+def backoff(rt: Runtime) -> float:
+    """Seconds between the refusal being recorded and the one delayed job that sends again."""
+    [due] = scheduled(rt)
+    return (due - the_reply(rt).updated_at).total_seconds()
+
+
+def waited(delay: float) -> Any:
+    """A backoff of `delay` seconds, give or take RQ's rounding down to whole seconds."""
+    return pytest.approx(delay - 0.5, abs=0.6)
 
 
 def run_scheduled(rt: Runtime) -> int:
@@ -117,6 +134,16 @@ def run_scheduled(rt: Runtime) -> int:
     return len(job_ids)
 
 
+def sdk_client(settings: Settings) -> Any:
+    """The Twilio client the worker will use (one per credentials and base URL)."""
+    # make_client fixes a 10 s timeout; a test of a hanging Twilio should not wait that long.
+    return send_module._client(
+        settings.twilio_account_sid or "",
+        settings.twilio_auth_token or "",
+        settings.twilio_api_base_url,
+    )
+
+
 def closed_port_url() -> str:
     """A local URL nothing listens on: connecting to it is refused at once."""
     with socket.socket() as probe:
@@ -130,7 +157,7 @@ def status_form(sid: str, status: str, error_code: str | None = None) -> dict[st
     form = {
         "MessageSid": sid,
         "SmsSid": sid,
-        "AccountSid": "AC" + "5" * 32,
+        "AccountSid": ACCOUNT_SID,
         "From": TWILIO_FROM,
         "To": ANA,
         "MessageStatus": status,
@@ -142,11 +169,15 @@ def status_form(sid: str, status: str, error_code: str | None = None) -> dict[st
     return form
 
 
+def signed(form: dict[str, str]) -> dict[str, str]:
+    """Signed as Twilio signs a status callback: over the StatusCallback URL we gave it."""
+    return {"X-Twilio-Signature": signature(AUTH_TOKEN, STATUS_URL, form)}
+
+
 def post_status(
     client: FlaskClient, form: dict[str, str], headers: dict[str, str] | None = None
 ) -> int:
-    headers = {"X-Twilio-Signature": signature(AUTH_TOKEN, STATUS_URL, form)} if headers is None \
-        else headers
+    headers = signed(form) if headers is None else headers
     return client.post("/sms/twilio/status", data=form, headers=headers).status_code
 
 
@@ -169,7 +200,7 @@ def sending(rt: Runtime, fake_twilio: FakeTwilio) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def delivered(client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, registry: None) -> str:
+def sent_sid(client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, registry: None) -> str:
     """A confirmed vote whose reply Twilio accepted: its SID."""
     vote(client)
     drain(sending)
@@ -198,7 +229,7 @@ def delivered(client: FlaskClient, sending: Runtime, fake_twilio: FakeTwilio, re
         ),
     ],
 )
-def test_a_confirmed_vote_is_posted_to_twilio_once_and_recorded_as_sent(  # noqa: PLR0913
+def test_a_confirmed_vote_is_posted_to_twilio_once_and_recorded_as_sent(
     client: FlaskClient,
     rt: Runtime,
     fake_twilio: FakeTwilio,
@@ -215,7 +246,8 @@ def test_a_confirmed_vote_is_posted_to_twilio_once_and_recorded_as_sent(  # noqa
     assert (request.username, request.password) == (fake_twilio.account_sid, AUTH_TOKEN)
     assert request.path == f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
     assert (request.to, request.from_, request.messaging_service_sid) == (ANA, sent_from, service)
-    assert request.body == reply.body and "voto registrado" in reply.body
+    assert request.body == reply.body
+    assert "voto registrado" in reply.body
     assert request.status_callback == STATUS_URL
     assert (reply.status, reply.provider_sid, reply.attempts) == ("sent", fake_twilio.created[0], 1)
     assert reply.error_code is None
@@ -240,8 +272,7 @@ class Retryable:
             id="a 429 Too Many Requests was not processed",
         ),
         pytest.param(
-            Retryable(plans=[{"status": 429, "code": 20429, "problem": True}],
-                      error_code="20429"),
+            Retryable(plans=[{"status": 429, "code": 20429, "problem": True}], error_code="20429"),
             id="a 429 in RFC 9457 problem form was not processed",
         ),
         pytest.param(
@@ -261,10 +292,11 @@ def test_a_reply_twilio_surely_did_not_take_is_sent_again_after_a_backoff(
         drain(worker)
         waiting = the_reply(rt)
         assert (waiting.status, waiting.error_code, waiting.provider_sid) == (
-            "queued", case.error_code, None,
+            "queued",
+            case.error_code,
+            None,
         )
-        [delay] = scheduled_in(worker)
-        assert 0 < delay <= RETRY_DELAYS[0]
+        assert backoff(worker) == waited(RETRY_DELAYS[0])
     with installed(sending_settings(rt, fake_twilio), rt) as worker:
         assert run_scheduled(worker) == 1
     reply = the_reply(rt)
@@ -279,13 +311,13 @@ def test_a_reply_twilio_keeps_refusing_fails_after_the_last_backoff(
         fake_twilio.plan(429, code=20429)
     vote(client)
     drain(sending)
-    delays = []
-    while scheduled := scheduled_in(sending):
-        delays.append(round(scheduled[0]))
+    delays: list[float] = []
+    while scheduled(sending):
+        delays.append(backoff(sending))
         run_scheduled(sending)
     reply = the_reply(sending)
     assert (reply.status, reply.error_code, reply.attempts) == ("failed", "retries", 6)
-    assert delays == list(RETRY_DELAYS)
+    assert delays == [waited(delay) for delay in RETRY_DELAYS]
     assert len(fake_twilio.requests) == len(RETRY_DELAYS) + 1
 
 
@@ -310,8 +342,9 @@ class Final:
             id="a 503 may have created the message",
         ),
         pytest.param(
-            Final("unknown", "ReadTimeout", plan={"status": "hang", "seconds": 5},
-                  client_timeout=0.5),
+            Final(
+                "unknown", "ReadTimeout", plan={"status": "hang", "seconds": 5}, client_timeout=0.5
+            ),
             id="a read timeout may have created the message",
         ),
         pytest.param(
@@ -328,7 +361,7 @@ class Final:
         ),
     ],
 )
-def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(  # noqa: PLR0913
+def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(
     client: FlaskClient,
     rt: Runtime,
     fake_twilio: FakeTwilio,
@@ -346,26 +379,16 @@ def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(  # n
         drain(worker)
         reply = the_reply(rt)
         assert (reply.status, reply.error_code, reply.provider_sid) == (
-            case.status, case.error_code, None,
+            case.status,
+            case.error_code,
+            None,
         )
-        assert scheduled_in(worker) == []
-        assert send_replies([reply.id]) == dict.fromkeys(
-            ("sent", "retry", "unknown", "opted_out", "failed"), 0
-        )
+        assert scheduled(worker) == []
+        assert send_replies([reply.id]) == dict.fromkeys(map(str, SendOutcome), 0)
         sweep_once(worker)
         drain(worker)
     assert len(fake_twilio.requests) == 1
     assert (the_reply(rt).status, the_reply(rt).attempts) == (case.status, 1)
-
-
-def sdk_client(settings: Settings) -> Any:
-    """The Twilio client the worker will use (one per credentials and base URL)."""
-    # make_client fixes a 10 s timeout; a test of a hanging Twilio should not wait that long.
-    return send_module._client(
-        settings.twilio_account_sid or "",
-        settings.twilio_auth_token or "",
-        settings.twilio_api_base_url,
-    )
 
 
 # -- a job that runs again sends nothing again ----------------------------------------------
@@ -408,7 +431,7 @@ def run_then_sweep(worker: Runtime, reply_id: int) -> None:
 def test_a_reply_job_that_runs_again_sends_nothing_again(
     sending: Runtime, fake_twilio: FakeTwilio, run: Callable[[Runtime, int], None]
 ) -> None:
-    fake_twilio.plan(201, before=lambda: threading.Event().wait(0.2))  # a slow Twilio
+    fake_twilio.plan(201, before=lambda: time.sleep(0.2))  # a slow Twilio: the runs overlap
     reply_id = queue_reply(sending)
     run(sending, reply_id)
     reply = the_reply(sending)
@@ -423,25 +446,36 @@ def test_a_reply_job_that_runs_again_sends_nothing_again(
     ("callbacks", "status", "error_code"),
     [
         pytest.param(["sent", "delivered"], "delivered", None, id="sent then delivered"),
-        pytest.param(["delivered", "sent"], "delivered", None,
-                     id="a late sent does not undo delivered"),
+        pytest.param(
+            ["delivered", "sent"], "delivered", None, id="a late sent does not undo delivered"
+        ),
         pytest.param(["delivered", "delivered"], "delivered", None, id="delivered twice"),
-        pytest.param(["queued", "sending", "sent"], "sent", None,
-                     id="early statuses leave it sent"),
+        pytest.param(
+            ["queued", "sending", "sent"], "sent", None, id="early statuses leave it sent"
+        ),
         pytest.param(["read"], "delivered", None, id="read counts as delivered"),
-        pytest.param(["sent", "undelivered:30003"], "undelivered", "30003",
-                     id="undelivered keeps the carrier error"),
-        pytest.param(["failed:30007", "sent"], "failed", "30007",
-                     id="a late sent does not undo failed"),
-        pytest.param(["delivered", "failed:30008"], "delivered", None,
-                     id="a final status is never replaced by another"),
+        pytest.param(
+            ["sent", "undelivered:30003"],
+            "undelivered",
+            "30003",
+            id="undelivered keeps the carrier error",
+        ),
+        pytest.param(
+            ["failed:30007", "sent"], "failed", "30007", id="a late sent does not undo failed"
+        ),
+        pytest.param(
+            ["delivered", "failed:30008"],
+            "delivered",
+            None,
+            id="a final status is never replaced by another",
+        ),
     ],
 )
 def test_status_callbacks_only_ever_move_a_reply_forward(
     client: FlaskClient,
     sending: Runtime,
     fake_twilio: FakeTwilio,
-    delivered: str,
+    sent_sid: str,
     callbacks: list[str],
     status: str,
     error_code: str | None,
@@ -450,7 +484,7 @@ def test_status_callbacks_only_ever_move_a_reply_forward(
     assert callback_url == STATUS_URL  # what the gateway asked for is what Twilio signs
     for callback in callbacks:
         message_status, _, code = callback.partition(":")
-        assert post_status(client, status_form(delivered, message_status, code or None)) == 204
+        assert post_status(client, status_form(sent_sid, message_status, code or None)) == 204
     reply = the_reply(sending)
     assert (reply.status, reply.error_code) == (status, error_code)
 
@@ -467,37 +501,46 @@ def signed_for_another_url(form: dict[str, str]) -> dict[str, str]:
     return {"X-Twilio-Signature": signature(AUTH_TOKEN, SMS_URL, form)}
 
 
-def signed(form: dict[str, str]) -> dict[str, str]:
-    return {"X-Twilio-Signature": signature(AUTH_TOKEN, STATUS_URL, form)}
-
-
 @pytest.mark.parametrize(
     ("change", "sign", "answer"),
     [
         pytest.param({}, unsigned, 403, id="an unsigned callback is forbidden"),
-        pytest.param({}, signed_with_another_token, 403,
-                     id="a callback signed with another token is forbidden"),
-        pytest.param({}, signed_for_another_url, 403,
-                     id="a callback signed for another URL is forbidden"),
-        pytest.param({"MessageStatus": "teleported"}, signed, 400,
-                     id="an unknown MessageStatus is a bad request"),
+        pytest.param(
+            {},
+            signed_with_another_token,
+            403,
+            id="a callback signed with another token is forbidden",
+        ),
+        pytest.param(
+            {}, signed_for_another_url, 403, id="a callback signed for another URL is forbidden"
+        ),
+        pytest.param(
+            {"MessageStatus": "teleported"},
+            signed,
+            400,
+            id="an unknown MessageStatus is a bad request",
+        ),
         pytest.param({"MessageSid": ""}, signed, 400, id="a missing MessageSid is a bad request"),
-        pytest.param({"MessageSid": message_sid()}, signed, 204,
-                     id="a SID we never sent is acknowledged and ignored"),
+        pytest.param(
+            {"MessageSid": message_sid()},
+            signed,
+            204,
+            id="a SID we never sent is acknowledged and ignored",
+        ),
     ],
 )
-def test_a_status_callback_that_cannot_be_trusted_or_matched_changes_nothing(  # noqa: PLR0913
+def test_a_status_callback_that_cannot_be_trusted_or_matched_changes_nothing(
     client: FlaskClient,
     sending: Runtime,
-    delivered: str,
+    sent_sid: str,
     change: dict[str, str],
     sign: Callable[[dict[str, str]], dict[str, str]],
     answer: int,
 ) -> None:
-    form = status_form(delivered, "delivered") | change
+    form = status_form(sent_sid, "delivered") | change
     assert post_status(client, form, sign(form)) == answer
     reply = the_reply(sending)
-    assert (reply.status, reply.provider_sid) == ("sent", delivered)
+    assert (reply.status, reply.provider_sid) == ("sent", sent_sid)
 
 
 def test_a_delivery_report_that_arrives_while_its_batch_is_still_sending_is_kept(
@@ -512,7 +555,7 @@ def test_a_delivery_report_that_arrives_while_its_batch_is_still_sending_is_kept
     fake_twilio.plan(201, before=report_the_first_delivered)
     vote(client, ANA)
     vote(client, BETO)
-    drain(sending)  # one intake job, one reply job for both replies
+    drain(sending)  # one intake job, then one reply job that sends both replies in turn
     by_sid = {row.provider_sid: row.status for row in replies(sending)}
     assert answers == [204]
     assert by_sid == {fake_twilio.created[0]: "delivered", fake_twilio.created[1]: "sent"}

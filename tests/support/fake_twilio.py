@@ -10,6 +10,9 @@ every request, and answers 201 with a fresh message SID, unless a test planned o
     fake.plan(201, before=callback)   # run something (a status callback, say) before answering
 
 Planned answers are used one per request, in order; after them every request succeeds.
+A test module gets the `fake_twilio` fixture by importing it:
+
+    from tests.support.fake_twilio import fake_twilio_fixture  # noqa: F401 - a fixture
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from gateway.models import utcnow
 from gateway.settings import Settings
 from tests.conftest import AUTH_TOKEN
 
+HOST = "127.0.0.1"
 ACCOUNT_SID = "AC" + "5" * 32
 TWILIO_FROM = "+582125550000"
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
@@ -117,7 +121,7 @@ class FakeTwilio:
         self._seen: list[SeenRequest] = []
         self._created: list[str] = []
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler, fake=self)
+        self._server = _Server((HOST, 0), _Handler, fake=self)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -141,8 +145,7 @@ class FakeTwilio:
     @property
     def url(self) -> str:
         """What TWILIO_API_BASE_URL should be: the SDK appends /2010-04-01/Accounts/..."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{HOST}:{self._server.server_port}"
 
     # -- scripting and inspection ---------------------------------------------------------
 
@@ -345,8 +348,8 @@ def settings_with_twilio(settings: Settings, fake: FakeTwilio, **changes: object
     return settings.with_(**(twilio | changes))
 
 
-@pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
+@pytest.fixture(name="fake_twilio")
+def fake_twilio_fixture() -> Iterator[FakeTwilio]:
     """A running fake Twilio for one test; anything that went wrong inside it fails the test."""
     with FakeTwilio() as fake:
         yield fake

@@ -1,0 +1,35 @@
+"""CSV importers for ballots and the registry: the whole file is checked, then written whole.
+
+Both importers stream. A first pass reads the file row by row and keeps only small state
+(circuit codes, a bitmap of national IDs seen); a second pass reads it again and writes it
+in chunks of bulk inserts. Both passes run in one transaction, so a file with any bad row,
+or a failure half-way through the writes, leaves the database exactly as it was.
+
+Error reasons never repeat a national ID or a phone number: the line number says which row.
+
+The chunk size lives in `gateway.imports.chunking`: to change it at run time (as tests do),
+set `chunking.CHUNK_ROWS`; the copy re-exported here is for reading only.
+"""
+
+from __future__ import annotations
+
+from gateway.imports.ballots import BALLOT_HEADER, MAX_OPTIONS, MIN_OPTIONS, import_ballots
+from gateway.imports.chunking import CHUNK_ROWS, Progress
+from gateway.imports.people import REGISTRY_HEADER
+from gateway.imports.reading import SHOWN_ERRORS, Errors, ImportRefused, ImportReport
+from gateway.imports.registry import import_registry
+
+__all__ = [
+    "BALLOT_HEADER",
+    "CHUNK_ROWS",
+    "MAX_OPTIONS",
+    "MIN_OPTIONS",
+    "REGISTRY_HEADER",
+    "SHOWN_ERRORS",
+    "Errors",
+    "ImportRefused",
+    "ImportReport",
+    "Progress",
+    "import_ballots",
+    "import_registry",
+]

@@ -1,0 +1,72 @@
+"""A registry file's rows: one person each, with a circuit, a birth date and phones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.imports.reading import RowError, columns
+from gateway.phones import to_e164
+from voting.identity import normalise_national_id
+
+REGISTRY_HEADER = ("national_id", "circuit_code", "birth_date", "phones")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Person:
+    """One registry row, checked."""
+
+    national_id: str
+    circuit_id: int
+    birth_date: date
+    phones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a registry row is checked against."""
+
+    circuits: dict[str, int]  # code -> id
+    region: str
+    today: date
+
+
+def _birth_date(value: str, today: date) -> date:
+    if not _ISO_DATE.match(value):
+        raise RowError("birth_date must be written YYYY-MM-DD")
+    try:
+        born = date.fromisoformat(value)
+    except ValueError:
+        raise RowError("birth_date is not a real calendar date") from None
+    if born > today:
+        raise RowError("birth_date is in the future")
+    if born.year < 1900:  # a year such as 0990 is a slip of the keyboard
+        raise RowError("birth_date is before 1900")
+    return born
+
+
+def _phones(value: str, region: str) -> tuple[str, ...]:
+    found: dict[str, None] = {}  # a dict keeps the file's order, a set would not
+    pieces = [p for p in value.split(";") if p.strip()]
+    for position, raw in enumerate(pieces, start=1):
+        e164 = to_e164(raw, region)
+        if e164 is None:
+            raise RowError(f"phone {position} of {len(pieces)} is not a phone number")
+        found[e164] = None  # one number spelt two ways is one phone
+    return tuple(found)
+
+
+def parse_person(cells: list[str], context: Context) -> Person:
+    """The person on one registry row; RowError says why the row is bad."""
+    raw_id, code, born, phones = columns(cells, len(REGISTRY_HEADER))
+    national_id = normalise_national_id(raw_id)
+    if national_id is None:
+        raise RowError("national_id is not a cédula number such as V12345678")
+    circuit_id = context.circuits.get(code)
+    if circuit_id is None:
+        raise RowError(f"circuit_code {code!r} is not on this consultation's ballots")
+    return Person(
+        national_id, circuit_id, _birth_date(born, context.today), _phones(phones, context.region)
+    )
