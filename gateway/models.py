@@ -92,6 +92,7 @@ class PersonRow(Base):
     national_id: Mapped[str] = mapped_column(String(16))
     circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
     birth_date: Mapped[date] = mapped_column(Date)
+    language: Mapped[str | None] = mapped_column(String(8))  # from the registry, if given
 
 
 class PhoneRow(Base):
@@ -161,16 +162,22 @@ class VoteRow(Base):
 
 
 class OutboundRow(Base):
-    """A reply, recorded before it is sent. One per inbound message at most."""
+    """A reply, recorded before it is sent. One per inbound message (a long ballot in parts)."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (Index("ix_outbound_status", "status", "updated_at"),)
+    __table_args__ = (
+        Index("ix_outbound_status", "status", "updated_at"),
+        UniqueConstraint("inbound_id", "part"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    part: Mapped[int] = mapped_column(Integer, default=1)
     provider: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")  # what the carrier bills
+    segments: Mapped[int] = mapped_column(Integer, default=1)
     # queued -> sending -> sent -> delivered | undelivered | failed; also outbox (no provider),
     # opted_out (21610, never retried) and unknown (the create may have gone through).
     status: Mapped[str] = mapped_column(String(12), default="queued")
@@ -178,6 +185,16 @@ class OutboundRow(Base):
     error_code: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PhonePreferenceRow(Base):
+    """A language a phone asked for (IDIOMA EN): it outranks the registry's."""
+
+    __tablename__ = "phone_preferences"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -25,6 +25,9 @@ class Settings:
     batch_size: int = 200  # inbound messages per worker job and per commit
     sweep_after_seconds: int = 30  # an acknowledged message still pending this long is re-queued
     max_body_bytes: int = 16 * 1024  # Twilio's largest inbound form is about 5 KB
+    # Replies are transliterated to GSM-7 (one segment, half the price) unless this is set.
+    allow_ucs2: bool = False
+    ussd_code: str | None = None  # e.g. "*123#": where a ballot too long for SMS can be read
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +45,8 @@ class Settings:
             "port": int(env.get("PORT") or 8000),
             "batch_size": int(env.get("BATCH_SIZE") or 200),
             "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
+            "allow_ucs2": (env.get("ALLOW_UCS2") or "").lower() in {"1", "true", "yes"},
+            "ussd_code": env.get("USSD_CODE") or None,
         }
         return cls(**given)  # type: ignore[arg-type]
 

@@ -19,3 +19,11 @@ def insert_ignoring_conflicts(session: Session, table: Any) -> Any:
 def insert_ignoring_conflicts_on(dialect_name: str, table: Any) -> Any:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
+
+
+def upsert(session: Session, table: Any, values: dict[str, Any], key: str) -> None:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`: the last writer wins, with no race to lose."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    changes = {name: statement.excluded[name] for name in values if name != key}
+    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))

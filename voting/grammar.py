@@ -47,14 +47,41 @@ class Unrecognised:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A keyword with an optional argument: `OPCIONES`, `ESTADO V12345678`, `IDIOMA EN`.
+
+    `national_id` serves a phone shared by several people; `argument` is the raw word after
+    IDIOMA/LANGUAGE, which the caller matches against the languages it has.
+    """
+
+    name: str  # "options", "status" or "language"
+    national_id: str | None = None
+    argument: str | None = None
+
+
+@dataclass(frozen=True)
 class ReceiptCheck:
     """`RECIBO K7Q-2M9-XAB`: was the vote with this receipt counted? (code None: unreadable)."""
 
     code: str | None
 
 
-Parsed = Vote | Keyword | Ambiguous | Unrecognised | ReceiptCheck
+Parsed = Vote | Keyword | Ambiguous | Unrecognised | ReceiptCheck | Command
 _RECEIPT = re.compile(r"^(?:RECIBO|RECEIPT)\b[\s:#]*(.*)$")
+COMMANDS = {
+    "OPCIONES": "options", "OPTIONS": "options", "BOLETA": "options", "BALLOT": "options",
+    "ESTADO": "status", "STATUS": "status",
+    "IDIOMA": "language", "LANGUAGE": "language", "LENGUAJE": "language", "LANG": "language",
+}  # fmt: skip
+# Number words after a vote word: "voto tres", "VOTE three".
+NUMBER_WORDS = {
+    word: str(n)
+    for words in (
+        ("CERO", "UNO", "DOS", "TRES", "CUATRO", "CINCO", "SEIS", "SIETE", "OCHO", "NUEVE"),
+        ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"),
+    )
+    for n, word in enumerate(words)
+} | {"UNA": "1"}
 
 _ID_TOKEN = re.compile(r"^[VE]?-?\d{1,3}(?:\.\d{3})+$|^[VE]-?\d{5,10}$|^\d{5,10}$")
 _ID_NUMBER = re.compile(r"^-?\d{1,3}(?:\.\d{3})+$|^-?\d{5,10}$")  # an ID without its V or E
@@ -72,8 +99,10 @@ def parse(text: str) -> Parsed:
     if receipt := _RECEIPT.match(normal):
         return ReceiptCheck(normalise_receipt(receipt.group(1)))
     tokens = _tokens(normal)
+    if tokens and tokens[0] in COMMANDS:
+        return _read_command(COMMANDS[tokens[0]], tokens[1:])
     if tokens and tokens[0] in VOTE_WORDS:
-        tokens = tokens[1:]
+        tokens = [NUMBER_WORDS.get(token, token) for token in tokens[1:]]
     elif not tokens or not (_OPTION_TOKEN.match(tokens[0]) or _glued_vote(tokens[0])):
         return Unrecognised()
     return _read_vote(tokens)
@@ -133,3 +162,12 @@ def _read_vote(tokens: list[str]) -> Parsed:
     if not distinct or distinct[0] > MAX_OPTION:
         return Unrecognised()
     return Vote(distinct[0], national_id)
+
+
+def _read_command(name: str, rest: list[str]) -> Parsed:
+    if name == "language":
+        return Command(name, argument=rest[0] if rest else None)
+    ids = [
+        read for token in rest if _ID_TOKEN.match(token) and (read := normalise_national_id(token))
+    ]
+    return Command(name, national_id=ids[0] if len(ids) == 1 else None)

@@ -38,6 +38,7 @@ class Person:
     national_id: str
     circuit_id: int
     birth_date: date
+    language: str | None = None  # as the registry gives it, if it does
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,13 @@ def people_by_phone(
     found: dict[str, list[Person]] = defaultdict(list)
     for phone, person in rows:
         found[phone].append(
-            Person(person.id, person.national_id, person.circuit_id, person.birth_date)
+            Person(
+                person.id,
+                person.national_id,
+                person.circuit_id,
+                person.birth_date,
+                person.language,
+            )
         )
     return found
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from gateway.imports.ballots import BALLOT_HEADER, MAX_OPTIONS, MIN_OPTIONS, import_ballots
 from gateway.imports.chunking import CHUNK_ROWS, Progress
-from gateway.imports.people import REGISTRY_HEADER
+from gateway.imports.people import REGISTRY_HEADER, REGISTRY_HEADERS
 from gateway.imports.reading import SHOWN_ERRORS, Errors, ImportRefused, ImportReport
 from gateway.imports.registry import import_registry
 
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_OPTIONS",
     "MIN_OPTIONS",
     "REGISTRY_HEADER",
+    "REGISTRY_HEADERS",
     "SHOWN_ERRORS",
     "Errors",
     "ImportRefused",

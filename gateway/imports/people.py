@@ -1,4 +1,4 @@
-"""A registry file's rows: one person each, with a circuit, a birth date and phones."""
+"""A registry file's rows: one person each, with a circuit, a birth date, phones and a language."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from datetime import date
 
 from gateway.imports.reading import RowError, columns
 from gateway.phones import to_e164
+from messages.catalogue import locales, normalise_locale
 from voting.identity import normalise_national_id
 
 REGISTRY_HEADER = ("national_id", "circuit_code", "birth_date", "phones")
+# The language column is optional: a file has either header, and each row as many cells.
+REGISTRY_HEADERS = (REGISTRY_HEADER, (*REGISTRY_HEADER, "language"))
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -22,6 +25,7 @@ class Person:
     circuit_id: int
     birth_date: date
     phones: tuple[str, ...]
+    language: str | None  # a locale such as "es"; None for no preference
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,32 @@ def _phones(value: str, region: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def parse_person(cells: list[str], context: Context) -> Person:
-    """The person on one registry row; RowError says why the row is bad."""
-    raw_id, code, born, phones = columns(cells, len(REGISTRY_HEADER))
-    national_id = normalise_national_id(raw_id)
-    if national_id is None:
-        raise RowError("national_id is not a cédula number such as V12345678")
+def _language(value: str) -> str | None:
+    if not value:
+        return None
+    locale = normalise_locale(value)
+    if locale is None:
+        raise RowError(f"language must be one of: {', '.join(locales())}")
+    return locale
+
+
+def _circuit(code: str, context: Context) -> int:
     circuit_id = context.circuits.get(code)
     if circuit_id is None:
         raise RowError(f"circuit_code {code!r} is not on this consultation's ballots")
+    return circuit_id
+
+
+def parse_person(cells: list[str], context: Context, width: int) -> Person:
+    """The person on one row of a file `width` columns wide; RowError says why the row is bad."""
+    raw_id, code, born, phones, *language = columns(cells, width)
+    national_id = normalise_national_id(raw_id)
+    if national_id is None:
+        raise RowError("national_id is not a cédula number such as V12345678")
     return Person(
-        national_id, circuit_id, _birth_date(born, context.today), _phones(phones, context.region)
+        national_id,
+        _circuit(code, context),
+        _birth_date(born, context.today),
+        _phones(phones, context.region),
+        _language(language[0] if language else ""),  # the 4-column header has no language
     )

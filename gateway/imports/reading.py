@@ -73,18 +73,27 @@ def _numbered(reader: Reader) -> Generator[tuple[int, list[str]], None, None]:
 
 def records(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """The data rows of a CSV file whose header is exactly `header`."""
+    _, rows = headed_records(path, (header,))
+    return rows
+
+
+def headed_records(
+    path: Path, headers: tuple[tuple[str, ...], ...]
+) -> tuple[tuple[str, ...], Iterator[tuple[int, list[str]]]]:
+    """The header, exactly one of `headers`, and the data rows of a CSV file."""
     reader = csv.reader(_decoded_lines(path), strict=True)
     rows = _numbered(reader)
     first = next(rows, None)
-    expected = ",".join(header)
+    expected = " or ".join(",".join(header) for header in headers)
     if first is None:
         raise ImportRefused([(1, f"the file is empty: expected the header {expected}")])
     line, cells = first
-    if tuple(c.strip().lower() for c in cells) != header:
+    found = tuple(c.strip().lower() for c in cells)
+    if found not in headers:
         rows.close()  # closes the file now, not whenever the refusal is forgotten
         # What was found is not repeated: without a header, it is someone's ID and phone.
         raise ImportRefused([(line, f"expected the header {expected}")])
-    return rows
+    return found, rows
 
 
 def columns(cells: list[str], count: int) -> list[str]:

@@ -15,8 +15,15 @@ from gateway.db import transaction
 from gateway.imports import chunking
 from gateway.imports.chunking import Progress, Ticks, chunks
 from gateway.imports.consultations import circuit_ids, find_consultation
-from gateway.imports.people import REGISTRY_HEADER, Context, Person, parse_person
-from gateway.imports.reading import Errors, ImportRefused, ImportReport, RowError, changed, records
+from gateway.imports.people import REGISTRY_HEADERS, Context, Person, parse_person
+from gateway.imports.reading import (
+    Errors,
+    ImportRefused,
+    ImportReport,
+    RowError,
+    changed,
+    headed_records,
+)
 from gateway.imports.seen_ids import SeenIds
 from gateway.models import ConsultationRow, PersonRow, PhoneRow
 
@@ -49,11 +56,11 @@ class _RegistryCheck:
         )
         self.rows = 0
 
-    def row(self, line: int, cells: list[str]) -> None:
-        """Check one row, keeping its reason if it is bad."""
+    def row(self, line: int, cells: list[str], width: int) -> None:
+        """Check one row of a file `width` columns wide, keeping its reason if it is bad."""
         self.rows += 1
         try:
-            person = parse_person(cells, self.context)
+            person = parse_person(cells, self.context, width)
         except RowError as bad:
             self.errors.append((line, str(bad)))
             return
@@ -73,8 +80,9 @@ class _RegistryCheck:
 
 
 def _check_registry(check: _RegistryCheck, path: Path, ticks: Ticks) -> None:
-    for line, cells in records(path, REGISTRY_HEADER):
-        check.row(line, cells)
+    header, rows = headed_records(path, REGISTRY_HEADERS)
+    for line, cells in rows:
+        check.row(line, cells, len(header))
         ticks.add()
     check.look_up()
     ticks.report()
@@ -83,9 +91,10 @@ def _check_registry(check: _RegistryCheck, path: Path, ticks: Ticks) -> None:
 
 
 def _people(path: Path, context: Context) -> Iterator[Person]:
-    for line, cells in records(path, REGISTRY_HEADER):
+    header, rows = headed_records(path, REGISTRY_HEADERS)
+    for line, cells in rows:
         try:
-            yield parse_person(cells, context)
+            yield parse_person(cells, context, len(header))
         except RowError:
             raise changed(line) from None
 
@@ -98,6 +107,7 @@ def _write_people(session: Session, consultation_id: int, batch: list[Person]) -
             "national_id": p.national_id,
             "circuit_id": p.circuit_id,
             "birth_date": p.birth_date,
+            "language": p.language,
         }
         for p in batch
     ]

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.db import make_engine, make_sessionmaker
 from gateway.imports import ImportRefused, ImportReport, chunking, import_ballots, import_registry
 from gateway.models import CircuitRow, ConsultationRow, OptionRow, PersonRow, PhoneRow
+from messages.catalogue import locales
 from tests.support.factories import seed
 
 SLUG = "cpn-2026"
 BALLOT_HEADER = "circuit_code,circuit_name,option,title"
 REGISTRY_HEADER = "national_id,circuit_code,birth_date,phones"
+LANGUAGE_HEADER = f"{REGISTRY_HEADER},language"
 GOOD_BALLOTS = [BALLOT_HEADER, "C1,Uno,1,Agua", "C1,Uno,2,Luz", "C2,Dos,2,Vía", "C2,Dos,1,Cancha"]
 TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
 
@@ -266,7 +268,15 @@ def test_a_phone_in_any_common_spelling_is_stored_in_e164(
 GOOD_ROW = "V1000001,C1,1990-01-01,04141234567"
 BAD_REGISTRIES = [
     ([GOOD_ROW], 1, "expected the header"),
+    ([f"{REGISTRY_HEADER},idioma", f"{GOOD_ROW},es"], 1, "expected the header"),
     ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-01-01"], 3, "expected 4 columns"),
+    ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,1990-01-01,,es"], 3, "expected 4 columns, found 5"),
+    ([LANGUAGE_HEADER, f"{GOOD_ROW},es", "V1000002,C1,1990-01-01,"], 3, "expected 5 columns"),
+    (
+        [LANGUAGE_HEADER, f"{GOOD_ROW},es", "V1000002,C1,1990-01-01,,klingon"],
+        3,
+        f"language must be one of: {', '.join(locales())}",
+    ),
     ([REGISTRY_HEADER, GOOD_ROW, "X-12,C1,1990-01-01,"], 3, "not a cédula number"),
     ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C9,1990-01-01,"], 3, "'C9' is not on this"),
     ([REGISTRY_HEADER, GOOD_ROW, "V1000002,C1,01/02/1990,"], 3, "must be written YYYY-MM-DD"),
@@ -288,7 +298,11 @@ BAD_REGISTRIES = [
     BAD_REGISTRIES,
     ids=[
         "a file without its header is refused",
+        "a header with an unknown fifth column is refused",
         "a row with a missing column is refused",
+        "a language on a row under the four-column header is refused",
+        "a row without its language under the five-column header is refused",
+        "a language the gateway does not speak is refused",
         "an unreadable national ID is refused",
         "a circuit that is not on the ballots is refused",
         "a birth date that is not ISO is refused",
@@ -314,6 +328,58 @@ def test_a_bad_registry_file_is_refused_with_its_line_and_writes_nothing(
     assert reason in why
     assert count(sessions, PersonRow) == 0
     assert count(sessions, PhoneRow) == 0
+
+
+def languages(sessions: sessionmaker[Session]) -> dict[str, str | None]:
+    """national ID -> the language the registry gave, if any."""
+    with sessions() as session:
+        return dict(session.execute(select(PersonRow.national_id, PersonRow.language)).all())
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            [LANGUAGE_HEADER, "V1000001,C1,1990-01-01,,es", "V1000002,C2,1990-01-01,,en"],
+            {"V1000001": "es", "V1000002": "en"},
+        ),
+        ([LANGUAGE_HEADER, "V1000001,C1,1990-01-01,04141234567,"], {"V1000001": None}),
+        (
+            [
+                LANGUAGE_HEADER,
+                "V1000001,C1,1990-01-01,,English",
+                "V1000002,C1,1990-01-01,, ES ",
+                "V1000003,C2,1990-01-01,,español",
+            ],
+            {"V1000001": "en", "V1000002": "es", "V1000003": "es"},
+        ),
+        (
+            [
+                " National_ID,circuit_code,birth_date,phones , LANGUAGE",
+                "V1000001,C1,1990-01-01,,en",
+            ],
+            {"V1000001": "en"},
+        ),
+        ([REGISTRY_HEADER, "V1000001,C1,1990-01-01,04141234567"], {"V1000001": None}),
+    ],
+    ids=[
+        "the five-column header imports each row's language",
+        "an empty language is no preference",
+        "a language's name or code in any case is normalised",
+        "the five-column header in capitals and with spaces is accepted",
+        "the four-column header still imports, with no language",
+    ],
+)
+def test_the_optional_language_column_is_stored_as_a_locale(
+    sessions: sessionmaker[Session],
+    ballots: None,
+    tmp_path: Path,
+    lines: list[str],
+    expected: dict[str, str | None],
+) -> None:
+    report = import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    assert report.people == len(expected)
+    assert languages(sessions) == expected
 
 
 def test_an_id_already_in_the_registry_is_refused_and_nothing_is_added(

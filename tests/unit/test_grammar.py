@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voting.grammar import Ambiguous, Keyword, Parsed, Unrecognised, Vote, parse
+from voting.grammar import Ambiguous, Command, Keyword, Parsed, Unrecognised, Vote, parse
 
 STOP_WORDS = ["STOP", "UNSUBSCRIBE", "END", "QUIT", "STOPALL", "REVOKE", "OPTOUT", "CANCEL"]
 
@@ -88,7 +88,29 @@ CASES = [
     pytest.param("👍", Unrecognised(), id="an emoji is unrecognised"),
     pytest.param("Hola", Unrecognised(), id="a greeting is unrecognised"),
     pytest.param("VOTO", Unrecognised(), id="the vote word alone is unrecognised"),
-    pytest.param("VOTO tres", Unrecognised(), id="an option spelt in words is unrecognised"),
+    pytest.param("VOTO tres", Vote(3), id="an option spelt in Spanish words is read"),
+    pytest.param("vote three", Vote(3), id="an option spelt in English words is read"),
+    pytest.param("Voto una", Vote(1), id="the feminine una is one"),
+    pytest.param("tres", Unrecognised(), id="a number word without a vote word is not a vote"),
+    pytest.param("voto tres cuatro", Ambiguous((3, 4)), id="two number words are ambiguous"),
+    pytest.param("OPCIONES", Command("options"), id="OPCIONES asks for the ballot"),
+    pytest.param("options", Command("options"), id="OPTIONS asks for the ballot in English"),
+    pytest.param(
+        "Opciones V-12.345.678",
+        Command("options", national_id="V12345678"),
+        id="OPCIONES with an ID asks for that person's ballot",
+    ),
+    pytest.param("Estado", Command("status"), id="ESTADO asks whether I voted"),
+    pytest.param(
+        "STATUS 12345678",
+        Command("status", national_id="V12345678"),
+        id="STATUS with an ID asks for that person",
+    ),
+    pytest.param("IDIOMA EN", Command("language", argument="EN"), id="IDIOMA EN picks a language"),
+    pytest.param(
+        "language español", Command("language", argument="ESPANOL"), id="LANGUAGE takes a word"
+    ),
+    pytest.param("idioma", Command("language"), id="IDIOMA alone asks which languages exist"),
     pytest.param("VOTO 123", Unrecognised(), id="a three digit option is unrecognised"),
     pytest.param("VOTO 3/5", Unrecognised(), id="digits we cannot read are unrecognised"),
     pytest.param("Quiero votar 3", Unrecognised(), id="a sentence that starts elsewhere is asked"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:19:13.761048
+Create Date: 2026-11-29 23:48:32.020176
 """
 
 import sqlalchemy as sa
@@ -39,6 +39,13 @@ def upgrade() -> None:
         "opt_outs",
         sa.Column("phone", sa.String(length=32), nullable=False),
         sa.Column("at", gateway.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("phone"),
+    )
+    op.create_table(
+        "phone_preferences",
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("updated_at", gateway.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("phone"),
     )
     op.create_table(
@@ -96,9 +103,12 @@ def upgrade() -> None:
         "outbound_messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("inbound_id", sa.Integer(), nullable=True),
+        sa.Column("part", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("encoding", sa.String(length=8), nullable=False),
+        sa.Column("segments", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("provider_sid", sa.String(length=64), nullable=True),
         sa.Column("error_code", sa.String(length=16), nullable=True),
@@ -110,7 +120,7 @@ def upgrade() -> None:
             ["inbound_messages.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("inbound_id"),
+        sa.UniqueConstraint("inbound_id", "part"),
         sa.UniqueConstraint("provider_sid"),
     )
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
@@ -123,6 +133,7 @@ def upgrade() -> None:
         sa.Column("national_id", sa.String(length=16), nullable=False),
         sa.Column("circuit_id", sa.Integer(), nullable=False),
         sa.Column("birth_date", sa.Date(), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=True),
         sa.ForeignKeyConstraint(
             ["circuit_id"],
             ["circuits.id"],
@@ -229,6 +240,7 @@ def downgrade() -> None:
 
     op.drop_table("inbound_messages")
     op.drop_table("circuits")
+    op.drop_table("phone_preferences")
     op.drop_table("opt_outs")
     op.drop_table("consultations")
     # ### end Alembic commands ###

@@ -1,0 +1,235 @@
+"""The booth: what one message means for the voter who sent it, and what we answer.
+
+It judges the messages of a batch in order, remembering what earlier ones changed. Everything a
+vote is judged on (who is on each phone, their ballots, who already voted, opt-outs, language
+choices) is read in a few queries for the whole batch, not per message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from gateway.models import InboundRow, OptOutRow, PhonePreferenceRow, utcnow
+from gateway.settings import Settings
+from gateway.sql import insert_ignoring_conflicts, upsert
+from messages import catalogue
+from messages.ballot import ballot_texts
+from messages.voice import Voice
+from voting import grammar, rules
+from voting.model import Ballot, Consultation, Participation, Person
+from voting.receipts import new_receipt
+from workers import ballot_box
+
+
+@dataclass(frozen=True)
+class Answer:
+    outcome: str  # recorded on the inbound message: confirmed, already_voted, stop, ...
+    texts: tuple[str, ...] = ()  # what we reply, in parts; empty for none
+
+
+class Booth:
+    def __init__(self, session: Session, messages: list[InboundRow], settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.senders = {m.sender for m in messages}
+        self.opted_out = self._load(OptOutRow.phone, OptOutRow.phone)
+        self.languages = dict(
+            session.execute(
+                select(PhonePreferenceRow.phone, PhonePreferenceRow.language).where(
+                    PhonePreferenceRow.phone.in_(self.senders)
+                )
+            ).all()
+        )
+        self.people: dict[int, dict[str, list[Person]]] = {}
+        self.ballots: dict[int, Ballot] = {}
+        self.standing: dict[int, dict[int, Participation]] = {}
+
+    def _load(self, column, key) -> set[str]:  # type: ignore[no-untyped-def]
+        return set(self.session.scalars(select(column).where(key.in_(self.senders))))
+
+    def may_reply(self, sender: str) -> bool:
+        """Never to a number that opted out, nor to an address that is not a phone number."""
+        return sender not in self.opted_out and sender.startswith("+")
+
+    def handle(self, message: InboundRow, consultation: Consultation | None) -> Answer:
+        parsed = grammar.parse(message.body)
+        voice = self._voice(message.sender, consultation)
+        if isinstance(parsed, grammar.Keyword):
+            return self._keyword(parsed.name, message.sender, voice)
+        if isinstance(parsed, grammar.ReceiptCheck):
+            return self._receipt(parsed.code, voice)
+        if isinstance(parsed, grammar.Command) and parsed.name == "language":
+            return self._language(message.sender, parsed.argument, voice)
+        if consultation is None:
+            return Answer("no_consultation", (voice.say("no_consultation"),))
+        if isinstance(parsed, grammar.Ambiguous):
+            options = ", ".join(map(str, parsed.options))
+            return Answer("ambiguous", (voice.say("ambiguous", options=options, example=3),))
+        if isinstance(parsed, grammar.Unrecognised):
+            return Answer("unrecognised", (voice.say("unrecognised"),))
+        if isinstance(parsed, grammar.Command):
+            return self._command(message, consultation, parsed, voice)
+        return self._vote(message, consultation, parsed, voice)
+
+    # -- language ---------------------------------------------------------------------------
+
+    def _voice(self, sender: str, consultation: Consultation | None) -> Voice:
+        """The phone's own choice, else the registry's language for it, else the default."""
+        locale = self.languages.get(sender)
+        if locale is None and consultation is not None:
+            self._prefetch(consultation.id)
+            spoken = {p.language for p in self.people[consultation.id].get(sender, [])}
+            locale = spoken.pop() if len(spoken) == 1 else None
+        return Voice(locale or catalogue.DEFAULT_LOCALE, self.settings.allow_ucs2)
+
+    def _language(self, sender: str, argument: str | None, voice: Voice) -> Answer:
+        locale = catalogue.normalise_locale(argument or "")
+        if locale is None:
+            choices = ", ".join(code.upper() for code in catalogue.locales())
+            return Answer("language", (voice.say("language_unknown", choices=choices),))
+        choice = {"phone": sender, "language": locale, "updated_at": utcnow()}
+        upsert(self.session, PhonePreferenceRow, choice, key="phone")
+        self.languages[sender] = locale
+        return Answer("language", (Voice(locale, voice.allow_ucs2).say("language_set"),))
+
+    # -- keywords ---------------------------------------------------------------------------
+
+    def _keyword(self, name: str, sender: str, voice: Voice) -> Answer:
+        if name == "stop":
+            # Twilio itself confirms the opt-out and blocks our later sends; we stay silent.
+            stop = insert_ignoring_conflicts(self.session, OptOutRow)
+            self.session.execute(stop.values(phone=sender, at=utcnow()))
+            self.opted_out.add(sender)
+            return Answer("stop")
+        if name == "start":
+            self.session.execute(delete(OptOutRow).where(OptOutRow.phone == sender))
+            self.opted_out.discard(sender)
+            return Answer("start", (voice.say("opted_in"),))
+        return Answer("help", (voice.say("help"),))
+
+    def _receipt(self, code: str | None, voice: Voice) -> Answer:
+        """Whether the vote behind a receipt counts; never which option it was."""
+        if code is None:
+            return Answer("receipt", (voice.say("receipt_unreadable"),))
+        found = ballot_box.receipt_status(self.session, code)
+        if found is None:
+            return Answer("receipt", (voice.say("receipt_unknown", receipt=code),))
+        name, replaced = found
+        key = "receipt_replaced" if replaced else "receipt_counted"
+        return Answer("receipt", (voice.say(key, receipt=code, name=name),))
+
+    def _command(
+        self,
+        message: InboundRow,
+        consultation: Consultation,
+        command: grammar.Command,
+        voice: Voice,
+    ) -> Answer:
+        """OPCIONES and ESTADO: only about the sender's own registered people."""
+        self._prefetch(consultation.id)
+        on_phone = self.people[consultation.id].get(message.sender, [])
+        person = rules.identify(on_phone, command.national_id, require_id=False)
+        if isinstance(person, rules.Reason):
+            return Answer(person.value, (voice.say(person.value, name=consultation.name),))
+        if command.name == "status":
+            return self._status(consultation, person, voice)
+        options = (
+            self.ballots[person.circuit_id].options if person.circuit_id in self.ballots else {}
+        )
+        texts = ballot_texts(voice, consultation.name, options, self.settings.ussd_code)
+        return Answer("options", tuple(texts))
+
+    def _status(self, consultation: Consultation, person: Person, voice: Voice) -> Answer:
+        standing = self.standing[consultation.id].get(person.id)
+        if standing is None:
+            return Answer("status", (voice.say("status_not_voted", name=consultation.name),))
+        text = voice.say("status_voted", name=consultation.name, receipt=standing.receipt)
+        return Answer("status", (text,))
+
+    # -- votes ------------------------------------------------------------------------------
+
+    def _vote(
+        self, message: InboundRow, consultation: Consultation, vote: grammar.Vote, voice: Voice
+    ) -> Answer:
+        self._prefetch(consultation.id)
+        on_phone = self.people[consultation.id].get(message.sender, [])
+        standing = self.standing[consultation.id]
+        verdict = rules.judge(
+            consultation, message.received_at, vote.option, vote.national_id, on_phone,
+            self.ballots, standing,
+        )  # fmt: skip
+        if isinstance(verdict, rules.Rejected):
+            text = voice.say(
+                verdict.reason.value, **_rejection(verdict, consultation, self.ballots)
+            )
+            return Answer(verdict.reason.value, (text,))
+        if not self._record(message, consultation, verdict):
+            # Another transaction counted this person first: judge again against its vote.
+            standing[verdict.person.id] = ballot_box.standing_vote(
+                self.session, consultation.id, verdict.person.id
+            )
+            return self._vote(message, consultation, vote, voice)
+        key = "confirmed" if verdict.replaces is None else "replaced"
+        receipt = standing[verdict.person.id].receipt
+        return Answer(key, (voice.say(key, name=consultation.name, receipt=receipt),))
+
+    def _prefetch(self, consultation_id: int) -> None:
+        if consultation_id in self.people:
+            return
+        people = ballot_box.people_by_phone(self.session, consultation_id, self.senders)
+        everyone = [p for on_phone in people.values() for p in on_phone]
+        self.people[consultation_id] = people
+        self.ballots.update(ballot_box.ballots(self.session, {p.circuit_id for p in everyone}))
+        self.standing[consultation_id] = ballot_box.standing_votes(
+            self.session, consultation_id, [p.id for p in everyone]
+        )
+
+    def _record(
+        self, message: InboundRow, consultation: Consultation, accepted: rules.Accepted
+    ) -> bool:
+        """Count the vote; False if the unique constraint says someone else was first."""
+        session, at, person = self.session, message.received_at, accepted.person
+        receipt = new_receipt()
+        if accepted.replaces is None:
+            won = ballot_box.claim_first_vote(
+                session, consultation.id, person.id, receipt, at, message.channel
+            )
+        else:
+            won = ballot_box.claim_replacement(
+                session, consultation.id, accepted.replaces, receipt, at
+            )
+        if not won:
+            return False
+        if accepted.replaces is not None:
+            ballot_box.retire(session, accepted.replaces.receipt, at)
+        ballot_box.cast(session, consultation.id, person.circuit_id, accepted.option, receipt, at)
+        self.standing[consultation.id][person.id] = Participation(person.id, receipt, at)
+        return True
+
+
+def _rejection(
+    verdict: rules.Rejected, consultation: Consultation, ballots: dict[int, Ballot]
+) -> dict[str, object]:
+    params: dict[str, object] = {"name": consultation.name}
+    if verdict.reason is rules.Reason.ALREADY_VOTED and verdict.standing:
+        params["receipt"] = verdict.standing.receipt
+    if verdict.reason is rules.Reason.NO_SUCH_OPTION and verdict.person:
+        ballot = ballots.get(verdict.person.circuit_id)
+        numbers = sorted(ballot.options) if ballot else []
+        params["valid"] = _ranges(numbers) or "-"
+        params["example"] = numbers[0] if numbers else 1
+    if verdict.reason is rules.Reason.NOT_OPEN:
+        local = consultation.opens_at.astimezone(ZoneInfo(consultation.timezone))
+        params["opens"] = local.strftime("%d/%m/%Y %H:%M")
+    return params
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 4] -> '1-4'; a ballot with gaps is listed in full."""
+    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(map(str, numbers))
