@@ -213,7 +213,7 @@ def _data_rows(path: Path) -> int:
 @click.argument("slug")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_registry_command(slug: str, file: Path) -> None:
-    """Add FILE (national_id,circuit_code,birth_date,phones) to the registry of SLUG."""
+    """Add FILE (national_id,circuit_code,birth_date,phones[,language]) to SLUG's registry."""
     settings = Settings.from_env()
     # Every row is checked, then written: the bar counts both passes.
     bar = tqdm(total=2 * _data_rows(file), unit="row", desc="check, then write", file=sys.stderr)

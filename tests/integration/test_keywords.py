@@ -151,3 +151,16 @@ def test_every_reply_records_its_encoding_and_segments(
     with rt.sessions() as session:
         billed = session.execute(select(OutboundRow.encoding, OutboundRow.segments)).all()
     assert billed == [("GSM-7", 1)] * 3
+
+
+def test_with_ucs2_allowed_replies_keep_accents_and_record_the_cost(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    rt.settings = rt.settings.with_(allow_ucs2=True)
+    [answer] = exchange(client, rt, ANA, "VOTO 1")
+    with rt.sessions() as session:
+        encoding, segments = session.execute(
+            select(OutboundRow.encoding, OutboundRow.segments)
+        ).one()
+    assert "Envía" in answer
+    assert (encoding, segments) == ("UCS-2", 3)
