@@ -124,6 +124,9 @@ class InboundRow(Base):
     sender: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
+    # A USSD voter is shown their receipt when they confirm, before the worker stores the vote;
+    # the worker then files the vote under this receipt.
+    receipt: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(8), default="pending")  # pending | done

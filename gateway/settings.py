@@ -28,6 +28,17 @@ class Settings:
     # Replies are transliterated to GSM-7 (one segment, half the price) unless this is set.
     allow_ucs2: bool = False
     ussd_code: str | None = None  # e.g. "*123#": where a ballot too long for SMS can be read
+    # USSD and Africa's Talking callbacks are not signed: a secret path segment per channel, and
+    # optionally an allow-list of source networks (comma-separated CIDRs).
+    africastalking_secret: str | None = None
+    hubtel_secret: str | None = None
+    ussd_allowed_networks: tuple[str, ...] = ()
+    africastalking_username: str | None = None
+    africastalking_api_key: str | None = None
+    africastalking_from: str | None = None  # the short code or sender ID replies come from
+    africastalking_api_base_url: str | None = None  # tests point this at a local server
+    ussd_session_seconds: int = 180  # how long a USSD session (and its menu position) lives
+    ussd_resume_seconds: int = 300  # a dropped voter who redials within this resumes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +58,17 @@ class Settings:
             "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
             "allow_ucs2": (env.get("ALLOW_UCS2") or "").lower() in {"1", "true", "yes"},
             "ussd_code": env.get("USSD_CODE") or None,
+            "africastalking_secret": env.get("AFRICASTALKING_SECRET") or None,
+            "hubtel_secret": env.get("HUBTEL_SECRET") or None,
+            "ussd_allowed_networks": tuple(
+                part.strip()
+                for part in (env.get("USSD_ALLOWED_NETWORKS") or "").split(",")
+                if part.strip()
+            ),
+            "africastalking_username": env.get("AFRICASTALKING_USERNAME") or None,
+            "africastalking_api_key": env.get("AFRICASTALKING_API_KEY") or None,
+            "africastalking_from": env.get("AFRICASTALKING_FROM") or None,
+            "africastalking_api_base_url": env.get("AFRICASTALKING_API_BASE_URL") or None,
         }
         return cls(**given)  # type: ignore[arg-type]
 

@@ -193,7 +193,7 @@ class Booth:
     ) -> bool:
         """Count the vote; False if the unique constraint says someone else was first."""
         session, at, person = self.session, message.received_at, accepted.person
-        receipt = new_receipt()
+        receipt = message.receipt or new_receipt()
         if accepted.replaces is None:
             won = ballot_box.claim_first_vote(
                 session, consultation.id, person.id, receipt, at, message.channel

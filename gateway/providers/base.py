@@ -35,3 +35,30 @@ class SendResult:
     outcome: SendOutcome
     provider_sid: str | None = None
     error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class UssdHop:
+    """One request of a USSD session, whatever the aggregator's format.
+
+    Africa's Talking sends every input so far (`text="1*3"`): `inputs` is that whole path and
+    `whole_path` is True. Hubtel sends only the latest input: `inputs` holds just it. The menu
+    position is kept server-side, so both styles drive the same state machine.
+    """
+
+    provider: str
+    session_id: str
+    phone: str  # E.164 when it parses as a phone number
+    service_code: str
+    inputs: tuple[str, ...]
+    whole_path: bool
+    starts: bool  # the first hop of the session (dialled, no input yet)
+    ends: bool = False  # the aggregator says the session is over (Hubtel release, timeout)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the handset shows; `end` closes the session."""
+
+    text: str
+    end: bool

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:48:32.020176
+Create Date: 2026-11-29 23:59:43.139808
 """
 
 import sqlalchemy as sa
@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=32), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("receipt", sa.String(length=16), nullable=True),
         sa.Column("received_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("enqueued_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
