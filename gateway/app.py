@@ -40,10 +40,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
         engine.dialect.name,
     )
-    from gateway import health, sms
+    from gateway import africastalking_sms, health, sms
+    from gateway.ussd import views as ussd
 
-    app.register_blueprint(sms.blueprint)
-    app.register_blueprint(health.blueprint)
+    # One explicit table of the routes each channel adds; nothing registers itself.
+    for blueprint in (
+        sms.blueprint,
+        africastalking_sms.blueprint,
+        ussd.blueprint,
+        health.blueprint,
+    ):
+        app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)
     logging.getLogger(__name__).info("consulta web ready")
     return app

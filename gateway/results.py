@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.ballot_box import consultation_from_row
 from gateway.models import CircuitRow, ConsultationRow, OptionRow, PersonRow, VoteRow
 from voting.model import Consultation
 from voting.tally import CircuitResult, circuit_result
-from workers.ballot_box import consultation_from_row
 
 CSV_HEADER = (
     "circuit_code",

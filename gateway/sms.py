@@ -28,9 +28,9 @@ def twilio_inbound() -> Response:
         message = twilio.parse_inbound(request.form, utcnow(), state.settings.default_region)
     except BadRequestError as error:
         abort(400, str(error))
-    inbound_id = _record(state, message)
+    inbound_id = record_inbound(state, message)
     if inbound_id is not None:
-        _hand_to_queue(state, inbound_id)
+        hand_to_queue(state, inbound_id)
     return Response(twilio.ACKNOWLEDGEMENT, mimetype=twilio.ACKNOWLEDGEMENT_TYPE)
 
 
@@ -66,7 +66,7 @@ def _signed_url(public_url: str | None) -> str:
     return public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
 
 
-def _record(state, message: InboundMessage) -> int | None:  # type: ignore[no-untyped-def]
+def record_inbound(state, message: InboundMessage) -> int | None:  # type: ignore[no-untyped-def]
     """Store the message durably before we acknowledge it; None if we already had it."""
     statement = (
         insert_ignoring_conflicts_on(state.dialect, InboundRow)
@@ -77,6 +77,7 @@ def _record(state, message: InboundMessage) -> int | None:  # type: ignore[no-un
             sender=message.sender,
             recipient=message.recipient,
             body=message.body,
+            receipt=message.receipt,
             received_at=message.received_at,
             enqueued_at=message.received_at,
             status="pending",
@@ -92,7 +93,7 @@ def _record(state, message: InboundMessage) -> int | None:  # type: ignore[no-un
         abort(503, "the database is unavailable; the provider should retry or fall back")
 
 
-def _hand_to_queue(state, inbound_id: int) -> None:  # type: ignore[no-untyped-def]
+def hand_to_queue(state, inbound_id: int) -> None:  # type: ignore[no-untyped-def]
     """After the commit. If Redis is down the message is safe: the sweep will find it."""
     try:
         state.redis.rpush(INTAKE_LIST, inbound_id)

@@ -39,6 +39,10 @@ def _sms(key: str, *params: str) -> Entry:
     return Entry(key, frozenset(params), "sms", SMS_BUDGET)
 
 
+def _ussd(key: str, *params: str) -> Entry:
+    return Entry(key, frozenset(params), "ussd", USSD_BUDGET)
+
+
 def _table(*entries: Entry) -> dict[str, Entry]:
     return {entry.key: entry for entry in entries}
 
@@ -75,6 +79,29 @@ ENTRIES: dict[str, Entry] = _table(
     _sms("options_more", "part", "parts"),
     _sms("options_footer"),
     _sms("ballot_too_long", "ussd"),
+    # USSD screens: every screen of the menu, and the one-line errors shown above a screen
+    _ussd("ussd_welcome", "name"),
+    _ussd("ussd_ask_id"),
+    _ussd("ussd_ballot_header"),
+    _ussd("ussd_nav_more"),
+    _ussd("ussd_nav_last"),
+    _ussd("ussd_confirm", "option", "title"),
+    _ussd("ussd_voted", "receipt"),
+    _ussd("ussd_already_voted", "receipt"),
+    _ussd("ussd_status_voted", "receipt"),
+    _ussd("ussd_status_not_voted"),
+    _ussd("ussd_language"),
+    _ussd("ussd_not_registered", "name"),
+    _ussd("ussd_age", "name"),
+    _ussd("ussd_closed", "name"),
+    _ussd("ussd_not_open", "name", "opens"),
+    _ussd("ussd_no_consultation"),
+    _ussd("ussd_ended"),
+    _ussd("ussd_goodbye"),
+    _ussd("ussd_resumed"),
+    _ussd("ussd_invalid"),
+    _ussd("ussd_wrong_id"),
+    _ussd("ussd_too_many_tries"),
 )
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway import ballot_box
 from gateway.models import InboundRow, OptOutRow, PhonePreferenceRow, utcnow
 from gateway.settings import Settings
 from gateway.sql import insert_ignoring_conflicts, upsert
@@ -22,7 +23,6 @@ from messages.voice import Voice
 from voting import grammar, rules
 from voting.model import Ballot, Consultation, Participation, Person
 from voting.receipts import new_receipt
-from workers import ballot_box
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import ballot_box
 from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.settings import Settings
 from messages.voice import cost
 from voting import rules
-from workers import ballot_box, runtime
+from workers import runtime
 from workers.booth import Booth
 from workers.replies import enqueue_replies
 

@@ -3,7 +3,9 @@
 A reply row exists before any send. The job claims it (queued -> sending) in its own commit, so
 two jobs never send the same row, and records each answer as soon as it comes. A refusal that
 is sure (429, connection refused) goes back to queued with a backoff; a create that may have gone
-through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (21610) is final.
+through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (Twilio's 21610,
+Africa's Talking's UserInBlacklist) is final. Each reply leaves through the provider its message
+came in by (`gateway.providers.registry`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from gateway.db import transaction
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome, SendResult
 from gateway.queues import REPLIES_QUEUE
-from messages.send import send
+from messages.send import send_via
 from workers import runtime
 
 JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per reply
@@ -41,8 +43,8 @@ def send_replies(outbound_ids: list[int]) -> dict[str, int]:
     """RQ job: send these replies, each at most once."""
     rt = runtime.current()
     results: dict[int, SendResult] = {}
-    for row_id, recipient, body in _claim(rt, outbound_ids):
-        results[row_id] = _deliver(rt, recipient, body)
+    for row_id, provider, recipient, body in _claim(rt, outbound_ids):
+        results[row_id] = send_via(rt.settings, provider, recipient, body)
         # Recorded at once, not after the whole batch: Twilio's status callbacks for this SID
         # can arrive while the rest of the batch is still sending, and find no row without it.
         _record(rt, {row_id: results[row_id]})
@@ -53,10 +55,11 @@ def send_replies(outbound_ids: list[int]) -> dict[str, int]:
     }
 
 
-def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str, str]]:
+def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str, str, str]]:
+    """(id, provider, recipient, body) of each reply this job now owns (queued -> sending)."""
     with transaction(rt.sessions) as session:
         rows = session.execute(
-            select(OutboundRow.id, OutboundRow.recipient, OutboundRow.body)
+            select(OutboundRow.id, OutboundRow.provider, OutboundRow.recipient, OutboundRow.body)
             .where(OutboundRow.id.in_(outbound_ids), OutboundRow.status == "queued")
             .with_for_update(skip_locked=True)
         ).all()
@@ -66,11 +69,7 @@ def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str,
             .where(OutboundRow.id.in_(claimed))
             .values(status="sending", attempts=OutboundRow.attempts + 1, updated_at=utcnow())
         )
-    return [(row_id, recipient, body) for row_id, recipient, body in rows]
-
-
-def _deliver(rt: runtime.Runtime, recipient: str, body: str) -> SendResult:
-    return send(rt.settings, recipient, body)
+    return [(row_id, provider, recipient, body) for row_id, provider, recipient, body in rows]
 
 
 def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:

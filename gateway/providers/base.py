@@ -16,6 +16,7 @@ class InboundMessage:
     body: str
     received_at: datetime
     channel: str = "sms"
+    receipt: str | None = None  # set for a USSD vote, whose receipt the voter already saw
 
 
 class BadRequestError(Exception):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gateway.models import (
     ConsultationRow,
+    InboundRow,
     OptionRow,
     ParticipationRow,
     PersonRow,
@@ -163,3 +164,22 @@ def receipt_status(session: Session, receipt: str) -> tuple[str, bool] | None:
         .where(VoteRow.receipt == receipt)
     ).first()
     return None if row is None else (row[0], row[1] is not None)
+
+
+def standing_receipt(session: Session, consultation_id: int, person_id: int) -> str | None:
+    """The receipt of the vote that stands for this person, if they voted."""
+    return session.scalar(
+        select(ParticipationRow.receipt).where(
+            ParticipationRow.consultation_id == consultation_id,
+            ParticipationRow.person_id == person_id,
+        )
+    )
+
+
+def inbound_receipt(session: Session, provider: str, external_id: str) -> str | None:
+    """The receipt already given to the inbound message with this provider and external ID."""
+    return session.scalar(
+        select(InboundRow.receipt).where(
+            InboundRow.provider == provider, InboundRow.external_id == external_id
+        )
+    )

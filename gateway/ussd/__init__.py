@@ -1,0 +1,1 @@
+"""USSD: a menu on any feature phone, driven by one state machine for every aggregator."""

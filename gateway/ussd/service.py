@@ -1,0 +1,163 @@
+"""One USSD hop, answered: find the session, walk the new inputs, save, show the screen.
+
+Reads are cheap by design: the session (menu position, the voter's registry entries and
+ballot) is one Redis GET; only the first hop of a session reads the database, once. A vote is
+recorded and queued exactly as an SMS vote is, and the worker judges it by the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from gateway import ballot_box
+from gateway.app import WebState
+from gateway.models import PhonePreferenceRow, utcnow
+from gateway.providers.base import InboundMessage, Screen, UssdHop
+from gateway.sql import upsert
+from gateway.ussd import store
+from gateway.ussd.menu import Context, Say, State, Voter, screen, start, step
+from messages import catalogue
+from voting import rules
+from voting.model import Ballot, Consultation, RevotePolicy
+from voting.receipts import new_receipt
+
+
+@dataclass
+class HopLedger:
+    """The menu's window on the vote store, for one hop."""
+
+    web: WebState
+    hop: UssdHop
+    consultation_id: int | None
+
+    def standing_receipt(self, person_id: int) -> str | None:
+        if self.consultation_id is None:
+            return None
+        with self.web.sessions() as session:
+            return ballot_box.standing_receipt(session, self.consultation_id, person_id)
+
+    def cast(self, voter: Voter, option: int) -> str:
+        """Record the vote as an inbound message, keyed by the session: one vote per session."""
+        from gateway.sms import hand_to_queue, record_inbound
+
+        message = InboundMessage(
+            provider=self.hop.provider,
+            external_id=f"ussd-{self.hop.session_id}"[:64],
+            sender=self.hop.phone,
+            recipient=self.hop.service_code[:32],
+            body=f"VOTO {option} {voter.national_id}",
+            received_at=utcnow(),
+            channel="ussd",
+            receipt=new_receipt(),
+        )
+        inbound_id = record_inbound(self.web, message)
+        if inbound_id is None:  # this session already voted: show the receipt it was given
+            with self.web.sessions() as session:
+                given = ballot_box.inbound_receipt(session, message.provider, message.external_id)
+            return given or ""
+        hand_to_queue(self.web, inbound_id)
+        return message.receipt or ""
+
+
+def answer(web: WebState, hop: UssdHop) -> Screen:
+    settings = web.settings
+    if hop.ends:
+        store.forget(web.redis, hop.provider, hop.session_id)
+        return Screen("", end=True)
+    session, inputs = _session_and_inputs(web, hop)
+    state = session.state
+    ledger = HopLedger(web, hop, _consultation_id(session))
+    for entry in inputs:
+        if state.step == "end":  # inputs after the end of a crafted path are not walked
+            break
+        before = state.locale
+        state = step(state, session.context, entry, _say(state.locale), ledger)
+        if state.locale != before:
+            _remember_language(web, hop.phone, state.locale)
+    text, end = screen(state, session.context, _say(state.locale))
+    seen = session.seen + len(inputs) if hop.whole_path else 0
+    kept = store.Session(state, session.context, seen)
+    store.save(
+        web.redis, hop.provider, hop.session_id, hop.phone, kept,
+        settings.ussd_session_seconds, settings.ussd_resume_seconds,
+    )  # fmt: skip
+    return Screen(text, end)
+
+
+def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tuple[str, ...]]:
+    """The stored session and the inputs it has not walked yet; a new one if there is none."""
+    known = store.load(web.redis, hop.provider, hop.session_id)
+    if known is not None and known.state.step == "end":
+        return replace(known, state=replace(known.state, end_key="ussd_ended", end_params={})), ()
+    if known is not None:
+        if not hop.whole_path:
+            return known, hop.inputs
+        fresh = hop.inputs[known.seen :] if len(hop.inputs) >= known.seen else hop.inputs[-1:]
+        return known, fresh
+    if not hop.starts and not hop.whole_path:
+        # Hubtel's "latest input" for a session we never saw: we cannot know where it was.
+        ended = State(step="end", end_key="ussd_ended")
+        return store.Session(ended, Context()), ()
+    resumed = store.load_resumable(web.redis, hop.phone) if hop.starts else None
+    if resumed is not None and resumed.state.step not in {"main", "end"}:
+        return replace(resumed, state=replace(resumed.state, notice="ussd_resumed"), seen=0), ()
+    context, locale = _read_context(web, hop.phone)
+    return store.Session(start(context, locale), context, 0), hop.inputs
+
+
+def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
+    """Everything the menu will need, read once at the first hop."""
+    with web.sessions() as session:
+        consultation = rules.consultation_for(ballot_box.all_consultations(session), utcnow())
+        preferred = session.scalar(
+            select(PhonePreferenceRow.language).where(PhonePreferenceRow.phone == phone)
+        )
+        if consultation is None:
+            return Context(closed="ussd_no_consultation"), preferred or catalogue.DEFAULT_LOCALE
+        people = ballot_box.people_by_phone(session, consultation.id, [phone]).get(phone, [])
+        ballots = ballot_box.ballots(session, {p.circuit_id for p in people})
+    voters = tuple(
+        Voter(p.id, p.national_id, p.circuit_id, rules.age_allowed(consultation, p.birth_date))
+        for p in people
+    )
+    spoken = {p.language for p in people if p.language}
+    locale = preferred or (spoken.pop() if len(spoken) == 1 else catalogue.DEFAULT_LOCALE)
+    return _context(consultation, voters, ballots), locale
+
+
+def _context(
+    consultation: Consultation, voters: tuple[Voter, ...], ballots: dict[int, Ballot]
+) -> Context:
+    reason = rules.window_reason(consultation, utcnow())
+    opens = consultation.opens_at.astimezone(ZoneInfo(consultation.timezone))
+    return Context(
+        name=consultation.name,
+        closed=f"ussd_{reason.value}" if reason else None,
+        opens=opens.strftime("%d/%m/%Y %H:%M"),
+        require_id=consultation.require_id,
+        revote_last=consultation.revote is RevotePolicy.LAST,
+        voters=voters,
+        ballots={circuit_id: dict(b.options) for circuit_id, b in ballots.items()},
+        consultation_id=consultation.id,
+    )
+
+
+def _consultation_id(session: store.Session) -> int | None:
+    return session.context.consultation_id
+
+
+def _remember_language(web: WebState, phone: str, locale: str) -> None:
+    """The USSD language choice also sets the language of the SMS that follow."""
+    with web.sessions() as session, session.begin():
+        choice = {"phone": phone, "language": locale, "updated_at": utcnow()}
+        upsert(session, PhonePreferenceRow, choice, key="phone")
+
+
+def _say(locale: str) -> Say:
+    def say(key: str, **params: object) -> str:
+        return catalogue.render(key, locale, allow_ucs2=False, **params)
+
+    return say
