@@ -44,9 +44,14 @@ def run_demo(settings: Settings) -> None:
     if not settings.redis_url:
         valkey = EmbeddedRedis(VAR / "valkey")
         settings = settings.with_(redis_url=valkey.start())
-    token = settings.twilio_auth_token or secrets.token_hex(16)
     public_url = settings.public_url or f"http://127.0.0.1:{settings.port}"
-    settings = settings.with_(twilio_auth_token=token, public_url=public_url)
+    settings = settings.with_(
+        twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16),
+        africastalking_secret=settings.africastalking_secret or secrets.token_urlsafe(12),
+        hubtel_secret=settings.hubtel_secret or secrets.token_urlsafe(12),
+        ussd_code=settings.ussd_code or "*123#",
+        public_url=public_url,
+    )
     upgrade(settings.database_url)
     _load_demo_consultation(settings)
     _write_demo_file(settings)
@@ -103,6 +108,7 @@ def _write_demo_file(settings: Settings) -> None:
     facts = {
         "public_url": settings.public_url,
         "auth_token": settings.twilio_auth_token,
+        "africastalking_secret": settings.africastalking_secret,
         "database_url": settings.database_url,
     }
     DEMO_FILE.write_text(json.dumps(facts, indent=2))
@@ -116,6 +122,9 @@ def _start_processes(settings: Settings) -> list[subprocess.Popen[bytes]]:
         DATABASE_URL=settings.database_url,
         TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
         PUBLIC_URL=settings.public_url or "",
+        AFRICASTALKING_SECRET=settings.africastalking_secret or "",
+        HUBTEL_SECRET=settings.hubtel_secret or "",
+        USSD_CODE=settings.ussd_code or "",
         PORT=str(settings.port),
         WEB_CONCURRENCY=env.get("WEB_CONCURRENCY", "2"),
     )
@@ -140,18 +149,25 @@ def _wait_until_healthy(public_url: str, seconds: float = 30) -> None:
 
 
 def _print_banner(settings: Settings) -> None:
-    url = f"{settings.public_url}/sms/twilio"
+    base = settings.public_url
+    url = f"{base}/sms/twilio"
+    at_secret = settings.africastalking_secret
     lines = [
         "",
         "Consulta demo is running.",
         f"  Twilio webhook (inbound SMS):  POST {url}",
         f"  Delivery status callback:      POST {url}/status",
+        f"  USSD (Africa's Talking):       POST {base}/ussd/africastalking/{at_secret}",
+        f"  USSD (Hubtel):                 POST {base}/ussd/hubtel/{settings.hubtel_secret}",
+        f"  SMS (Africa's Talking):        POST {base}/sms/africastalking/{at_secret}",
         f"  Health:                        GET  {settings.public_url}/healthz",
         f"  Redis: {settings.redis_url}   Database: {settings.database_url}",
         "  Replies go to the local outbox (no Twilio credentials): nothing is sent.",
         "",
         "Send a test vote from another terminal:",
         '  consulta simulate sms --from +584141234567 "VOTO 3"',
+        "Or vote through the USSD menu, as a feature phone would:",
+        "  consulta simulate ussd --from +584141234567",
         "Other demo numbers:",
         *(f"  {number}  {what}" for number, what in DEMO_VOTERS.items()),
         "Results:  consulta results demo",

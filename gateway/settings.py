@@ -69,6 +69,8 @@ class Settings:
             "africastalking_api_key": env.get("AFRICASTALKING_API_KEY") or None,
             "africastalking_from": env.get("AFRICASTALKING_FROM") or None,
             "africastalking_api_base_url": env.get("AFRICASTALKING_API_BASE_URL") or None,
+            "ussd_session_seconds": int(env.get("USSD_SESSION_SECONDS") or 180),
+            "ussd_resume_seconds": int(env.get("USSD_RESUME_SECONDS") or 300),
         }
         return cls(**given)  # type: ignore[arg-type]
 
