@@ -79,6 +79,55 @@ def simulate_sms(  # noqa: PLR0913 - one option per flag
     _show_reply(outcome, reply, wait)
 
 
+@simulate.command("ussd")
+@click.option("--from", "phone", required=True, help="The caller's number, e.g. +584141234567.")
+@click.option(
+    "--url", help="The gateway's base URL, or the whole callback URL (default: the demo's)."
+)
+@click.option(
+    "--secret", envvar="AFRICASTALKING_SECRET", help="The callback's secret path segment."
+)
+@click.option("--service-code", default="*123#", show_default=True, help="The code dialled.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="Type this instead of reading the keyboard (repeat it); hangs up after the last one.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Also show the `text` sent on each hop.")
+def simulate_ussd(  # noqa: PLR0913 - one option per flag
+    phone: str,
+    url: str | None,
+    secret: str | None,
+    service_code: str,
+    inputs: tuple[str, ...],
+    verbose: bool,
+) -> None:
+    """Dial the gateway's USSD menu as Africa's Talking would, and show the handset's screens."""
+    from gateway import simulate_ussd as sim
+
+    try:
+        target = sim.callback_url(url, secret, sim.read_demo())
+    except LookupError as error:
+        raise click.ClickException(str(error)) from error
+    dial = sim.Dial(target, phone, service_code, sim.new_session_id())
+    click.echo(f"Dialling {service_code} from {phone} (session {dial.session_id})")
+    read = sim.scripted(inputs, click.echo) if inputs else _keyboard
+    try:
+        sim.run_session(dial, read, click.echo, verbose=verbose)
+    except sim.UssdError as error:
+        click.echo("[session ended]")
+        raise click.ClickException(str(error)) from error
+
+
+def _keyboard(prompt: str) -> str:
+    try:
+        return input(prompt)
+    except EOFError:
+        click.echo()  # Ctrl-D leaves the cursor after the prompt
+        raise
+
+
 def _show_reply(outcome: str, reply: object, wait: float) -> None:
     if outcome == "pending":
         raise click.ClickException(f"no reply within {wait:.0f} s: is `consulta worker` running?")

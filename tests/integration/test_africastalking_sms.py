@@ -20,7 +20,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from gateway import africastalking_sms
 from gateway.models import InboundRow, OutboundRow, ParticipationRow, VoteRow, utcnow
 from gateway.providers import africastalking
 from gateway.providers.base import SendOutcome
@@ -60,14 +59,6 @@ STRANGER = "203.0.113.9"
 def settings(settings: Settings) -> Settings:
     """AT's callbacks carry our secret and come from an allowed network."""
     return settings.with_(africastalking_secret=SECRET, ussd_allowed_networks=ALLOWED)
-
-
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    """The app with AT's SMS routes, whether or not the factory registers them yet."""
-    if africastalking_sms.blueprint.name not in app.blueprints:
-        app.register_blueprint(africastalking_sms.blueprint)
-    return app
 
 
 # -- helpers -------------------------------------------------------------------------------

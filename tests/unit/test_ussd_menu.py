@@ -334,6 +334,17 @@ def test_invalid_input_keeps_the_screen_with_a_one_line_error_above(
     assert ledger.casts == []
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [*"023456789", "00", "01", "11", "1*1", "Si", "yes", "１"],
+    ids=lambda e: f"typing {e!r} is not yes",
+)
+def test_nothing_but_1_at_the_confirmation_casts_a_vote(entry: str) -> None:
+    state, _, ledger = walk(phone(), ["1", "2", entry])
+    assert state.step in {"ballot", "main", "confirm"}
+    assert ledger.casts == []
+
+
 @pytest.mark.parametrize("bad", BAD)
 def test_invalid_input_at_the_id_screen_counts_as_a_wrong_id(bad: str) -> None:
     state, screens, _ = walk(SHARED, ["1", bad])
@@ -459,17 +470,22 @@ titles = st.one_of(st.text(max_size=80), st.sampled_from(SPANISH_TITLES))
 ballots = st.lists(titles, min_size=2, max_size=9).map(
     lambda found: dict(enumerate(found, start=1))
 )
-entries = st.sampled_from([*KEYS, *TYPED_IDS]).flatmap(
-    lambda key: st.text(max_size=30) if key == RANDOM else st.just(key)
-)
+
+
+def _typed(key: str) -> st.SearchStrategy[str]:
+    return st.text(max_size=30) if key == RANDOM else st.just(key)
+
+
+entries = st.sampled_from([*KEYS, *TYPED_IDS]).flatmap(_typed)
+answers = st.sampled_from(["1", "1", "1", *KEYS]).flatmap(_typed)  # at the confirmation
 # Uniform thumbs seldom get past the main menu (2 in 300 reached a confirmation), so half the
-# chunks are a try at voting: 1, an ID, some pages forward, an option, then 1 or anything.
+# chunks are a try at voting: 1, an ID, some pages forward, an option, then one or two answers.
 attempts = st.tuples(
     st.sampled_from(TYPED_IDS),
     st.integers(min_value=0, max_value=4),
     st.sampled_from("123456789"),
-    st.one_of(st.just("1"), entries),
-).map(lambda a: ["1", a[0], *["9"] * a[1], a[2], a[3]])
+    st.lists(answers, min_size=1, max_size=2),
+).map(lambda a: ["1", a[0], *["9"] * a[1], a[2], *a[3]])
 thumbs = st.lists(st.one_of(entries.map(lambda e: [e]), attempts), max_size=8).map(
     lambda chunks: [entry for chunk in chunks for entry in chunk]
 )
