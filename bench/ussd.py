@@ -22,6 +22,7 @@ import http.client
 import math
 import os
 import platform
+import random
 import resource
 import secrets
 import shlex
@@ -129,7 +130,10 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--people", type=int, default=10_000, help="people in the registry")
     parser.add_argument(
-        "--think", type=float, default=0.0, help="seconds a voter waits before each input"
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds a voter takes before each input (0: none, the heaviest load)",
     )
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= min(MAX_SESSIONS, args.people):
@@ -143,11 +147,24 @@ def parse(argv: Sequence[str] | None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
-    # A SIGTERM unwinds like Ctrl-C does, so everything started below is stopped and dropped.
+    # A SIGTERM unwinds like Ctrl-C does, so everything started is stopped and dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="consulta-bench-") as folder:
+        logs = Path(folder)
+        try:
+            ok = run(options, logs)
+        except BaseException:
+            show_logs(logs)  # the processes are stopped by now: their logs are whole
+            raise
+        if not ok:
+            show_logs(logs)
+    return 0 if ok else 1
+
+
+def run(options: Options, logs: Path) -> bool:
+    """The whole benchmark; everything it starts is stopped by the stack, in reverse order."""
     phases: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="consulta-bench-")))
         with timed(phases, "database"):
             database_url = stack.enter_context(scratch_database(options.database, logs))
             upgrade(database_url)
@@ -160,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = gateway_env(database_url, port, secret)
         with timed(phases, "start"):
             web = stack.enter_context(started("web", env, logs))
-            wait_healthy(port)
+            wait_healthy(web, port)
             worker = stack.enter_context(started("worker", env, logs))
         url = f"http://127.0.0.1:{port}/ussd/africastalking/{secret}"
         before = cpu_snapshot(web.pid, worker.pid)
@@ -169,11 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu = cpu_used(before, cpu_snapshot(web.pid, worker.pid))
         with timed(phases, "drain"):
             stored = wait_for_votes(engine, consultation_id, options.sessions)
-        ussd_inbound = count_ussd_inbound(engine)
-        ok = report(options, tally, phases, cpu, stored, ussd_inbound)
-        if not ok:
-            show_logs(logs)
-    return 0 if ok else 1
+        return report(options, tally, phases, cpu, stored, count_ussd_inbound(engine))
 
 
 @contextlib.contextmanager
@@ -355,9 +368,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_healthy(port: int, seconds: float = 60) -> None:
+def wait_healthy(web: subprocess.Popen[bytes], port: int, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"consulta web exited with status {web.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:  # noqa: S310
                 if answer.status == 200:
@@ -426,7 +441,7 @@ def expected_screens(option: int) -> list[tuple[str, str, str]]:
 
 
 def one_session(
-    connection: KeepAlive, voter: Voter, index: int, tally: Tally, think: float
+    connection: KeepAlive, voter: Voter, index: int, tally: Tally, pause: Callable[[], None]
 ) -> None:
     """One complete vote, every hop timed; stops at the first hop that is not what it should be."""
     form = {
@@ -436,8 +451,8 @@ def one_session(
         "serviceCode": "*123#",
     }
     for hop, (text, prefix, words) in zip(HOPS, expected_screens(voter.option), strict=True):
-        if think and hop != "dial":
-            time.sleep(think)
+        if hop != "dial":
+            pause()
         started = time.perf_counter()
         status, body = connection.post({**form, "text": text})
         tally.seconds[hop].append(time.perf_counter() - started)
@@ -456,12 +471,19 @@ def load_thread(
     think: float,
     start: threading.Barrier,
 ) -> None:
-    connection = KeepAlive(url)
+    connection, jitter = KeepAlive(url), random.Random(id(tally))  # noqa: S311 - not a secret
     start.wait()
+    # Voters do not all dial in the same instant, nor type in step: with a think time the
+    # starts are spread over one think time and each pause is 0.5 to 1.5 times it.
+    time.sleep(jitter.uniform(0, think))
+
+    def pause() -> None:
+        time.sleep(jitter.uniform(0.5 * think, 1.5 * think))
+
     try:
         while (index := next_index()) is not None:
             try:
-                one_session(connection, voters[index], index, tally, think)
+                one_session(connection, voters[index], index, tally, pause)
             except HopError as error:
                 tally.errors[str(error)] += 1
             except (OSError, ValueError, http.client.HTTPException) as error:
@@ -621,7 +643,7 @@ def report(  # noqa: PLR0913 - everything the run measured
     ok = not tally.errors and tally.completed == options.sessions and stored == options.sessions
     lines = [
         "",
-        f"command     python -m bench.ussd {shlex.join(sys.argv[1:])}",
+        f"command     {shlex.join(['python', '-m', 'bench.ussd', *sys.argv[1:]])}",
         f"machine     {machine()}; Python {platform.python_version()}",
         f"gateway     gunicorn gthread, WEB_CONCURRENCY=2 x WEB_THREADS="
         f"{os.environ.get('WEB_THREADS', '4')}; 1 worker; {options.database}; Redis db 7",

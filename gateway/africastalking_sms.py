@@ -14,12 +14,12 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import update
 
 from gateway.app import WebState
+from gateway.inbound import hand_to_queue, record_inbound
 from gateway.models import OutboundRow, utcnow
 from gateway.providers import africastalking, twilio
 from gateway.providers.base import BadRequestError
 from gateway.providers.network import allowed_source
 from gateway.settings import Settings
-from gateway.sms import hand_to_queue, record_inbound
 
 blueprint = Blueprint("africastalking_sms", __name__)
 

@@ -6,15 +6,12 @@ import logging
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
-from redis.exceptions import RedisError
 from sqlalchemy import update
-from sqlalchemy.exc import OperationalError
 
-from gateway.models import InboundRow, OutboundRow, utcnow
+from gateway.inbound import hand_to_queue, record_inbound
+from gateway.models import OutboundRow, utcnow
 from gateway.providers import twilio
-from gateway.providers.base import BadRequestError, InboundMessage
-from gateway.queues import INTAKE_LIST
-from gateway.sql import insert_ignoring_conflicts_on
+from gateway.providers.base import BadRequestError
 
 blueprint = Blueprint("sms", __name__)
 log = logging.getLogger(__name__)
@@ -64,41 +61,6 @@ def _signed_url(public_url: str | None) -> str:
         return request.url
     query = request.query_string.decode("latin-1")
     return public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
-
-
-def record_inbound(state, message: InboundMessage) -> int | None:  # type: ignore[no-untyped-def]
-    """Store the message durably before we acknowledge it; None if we already had it."""
-    statement = (
-        insert_ignoring_conflicts_on(state.dialect, InboundRow)
-        .values(
-            provider=message.provider,
-            external_id=message.external_id,
-            channel=message.channel,
-            sender=message.sender,
-            recipient=message.recipient,
-            body=message.body,
-            receipt=message.receipt,
-            received_at=message.received_at,
-            enqueued_at=message.received_at,
-            status="pending",
-        )
-        .returning(InboundRow.id)
-    )
-    try:
-        with state.sessions() as session, session.begin():
-            inbound_id: int | None = session.execute(statement).scalar()
-            return inbound_id
-    except OperationalError:
-        log.exception("database unavailable: message not acknowledged")
-        abort(503, "the database is unavailable; the provider should retry or fall back")
-
-
-def hand_to_queue(state, inbound_id: int) -> None:  # type: ignore[no-untyped-def]
-    """After the commit. If Redis is down the message is safe: the sweep will find it."""
-    try:
-        state.redis.rpush(INTAKE_LIST, inbound_id)
-    except RedisError:
-        log.warning("redis unavailable: inbound %s left for the sweep", inbound_id)
 
 
 def _move_status(state, sid: str, status: str, error_code: str | None) -> None:  # type: ignore[no-untyped-def]

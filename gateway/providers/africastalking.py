@@ -7,7 +7,7 @@ allow-list of source networks (`gateway.providers.network`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -64,8 +64,25 @@ def parse_inbound(form: Mapping[str, str], received_at: datetime, region: str) -
         sender=_phone(form["from"], region),
         recipient=_phone(form["to"], region),
         body=text,
-        received_at=received_at,
+        received_at=provider_time(form["date"], received_at),
     )
+
+
+# Africa's Talking retries an SMS for about ten minutes: its own receive time (`date`) is when
+# the voter's message reached the provider, and the window is judged on that. A date further
+# back than this, or in the future, is not believed.
+MAX_PROVIDER_LAG = timedelta(minutes=15)
+
+
+def provider_time(raw: str, now: datetime) -> datetime:
+    """AT's `date` (e.g. `2026-11-29 23:58:12` or ISO, UTC) if plausible, else our own clock."""
+    try:
+        stamp = datetime.fromisoformat(raw.strip().replace(" ", "T"))
+    except ValueError:
+        return now
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    plausible = now - MAX_PROVIDER_LAG <= stamp <= now + timedelta(seconds=5)
+    return stamp if plausible else now
 
 
 def parse_ussd(form: Mapping[str, str], region: str) -> UssdHop:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gateway import ballot_box
 from gateway.app import WebState
+from gateway.inbound import hand_to_queue, record_inbound
 from gateway.models import PhonePreferenceRow, utcnow
 from gateway.providers.base import InboundMessage, Screen, UssdHop
 from gateway.sql import upsert
@@ -41,8 +42,6 @@ class HopLedger:
 
     def cast(self, voter: Voter, option: int) -> str:
         """Record the vote as an inbound message, keyed by the session: one vote per session."""
-        from gateway.sms import hand_to_queue, record_inbound
-
         message = InboundMessage(
             provider=self.hop.provider,
             external_id=f"ussd-{self.hop.session_id}"[:64],

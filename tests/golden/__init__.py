@@ -28,6 +28,8 @@ SAMPLE: dict[str, object] = {
     "part": 2,
     "parts": 3,
     "choices": "ES, EN",
+    "option": 9,
+    "title": "Rehabilitacion de la cancha deportiva...",  # a title cut to the menu's 40
 }
 
 _HEADER = f"""\

@@ -413,3 +413,30 @@ def test_a_2xx_body_we_cannot_read_is_never_taken_for_a_sure_answer(
     fake_africastalking.plan(201, raw=body)
     result = africastalking.send(through_fake, WANJIKU, "Hola")
     assert (result.outcome, result.error_code) == (outcome, error_code)
+
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            "2026-11-30 11:55:00",
+            datetime(2026, 11, 30, 11, 55, tzinfo=UTC),
+            id="a retry minutes later keeps the provider's receive time",
+        ),
+        pytest.param(
+            "2026-11-30T11:59:30+00:00",
+            datetime(2026, 11, 30, 11, 59, 30, tzinfo=UTC),
+            id="an ISO date with its offset is read",
+        ),
+        pytest.param(
+            "2026-11-30 10:00:00", NOW, id="a date older than the retry span is not believed"
+        ),
+        pytest.param("2026-11-30 12:30:00", NOW, id="a date in the future is not believed"),
+        pytest.param("yesterday", NOW, id="an unreadable date falls back to our clock"),
+    ],
+)
+def test_the_providers_receive_time_is_used_when_plausible(raw: str, expected: datetime) -> None:
+    assert africastalking.provider_time(raw, NOW) == expected

@@ -16,7 +16,7 @@ from messages.gsm import to_ascii
 RECEIPT = "K7Q-2M9-XAB"
 EARLIER = "AB3-CD4-EF5"  # a receipt from a vote cast before this session
 NAME = "Presupuesto Participativo 2025"
-LONG_NAME = "Consulta Pública Nacional de Proyectos Comunales del Año 2026"  # 61, accented
+LONG_NAME = "Consulta Pública Nacional de Proyectos Comunales de Año 2026"  # 60, accented
 
 LONG = "Rehabilitación integral del ambulatorio, la cancha y la casa comunal"
 

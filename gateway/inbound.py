@@ -1,0 +1,56 @@
+"""Every channel's way in: record the message durably, then hand its ID to the queue.
+
+The 2xx a provider gets means the message is committed. Handing it to Redis comes after and may
+fail; the sweep then finds it in the database, which is the record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import abort
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+
+from gateway.app import WebState
+from gateway.models import InboundRow, utcnow
+from gateway.providers.base import InboundMessage
+from gateway.queues import INTAKE_LIST
+from gateway.sql import insert_ignoring_conflicts_on
+
+log = logging.getLogger(__name__)
+
+
+def record_inbound(state: WebState, message: InboundMessage) -> int | None:
+    """Store the message durably before we acknowledge it; None if we already had it."""
+    statement = (
+        insert_ignoring_conflicts_on(state.dialect, InboundRow)
+        .values(
+            provider=message.provider,
+            external_id=message.external_id,
+            channel=message.channel,
+            sender=message.sender,
+            recipient=message.recipient,
+            body=message.body,
+            receipt=message.receipt,
+            received_at=message.received_at,
+            enqueued_at=utcnow(),  # when we took it: the sweep measures from here
+            status="pending",
+        )
+        .returning(InboundRow.id)
+    )
+    try:
+        with state.sessions() as session, session.begin():
+            inbound_id: int | None = session.execute(statement).scalar()
+            return inbound_id
+    except OperationalError:
+        log.exception("database unavailable: message not acknowledged")
+        abort(503, "the database is unavailable; the provider should retry or fall back")
+
+
+def hand_to_queue(state: WebState, inbound_id: int) -> None:
+    """After the commit. If Redis is down the message is safe: the sweep will find it."""
+    try:
+        state.redis.rpush(INTAKE_LIST, inbound_id)
+    except RedisError:
+        log.warning("redis unavailable: inbound %s left for the sweep", inbound_id)
