@@ -35,6 +35,7 @@ def consultation_from_row(row: ConsultationRow) -> Consultation:
         winners=row.winners,
         revote=RevotePolicy(row.revote),
         require_id=row.require_id,
+        status=row.status,
     )
 
 

@@ -121,11 +121,16 @@ def simulate_ussd(  # noqa: PLR0913 - one option per flag
 
 
 def _keyboard(prompt: str) -> str:
+    import sys
+
     try:
-        return input(prompt)
+        entry = input(prompt)
     except EOFError:
         click.echo()  # Ctrl-D leaves the cursor after the prompt
         raise
+    if not sys.stdin.isatty():
+        click.echo(entry)  # piped input is not echoed by a terminal: show what was "typed"
+    return entry
 
 
 def _show_reply(outcome: str, reply: object, wait: float) -> None:

@@ -100,6 +100,7 @@ def _create_demo_consultation(sessions: Any) -> None:
                 winners=1,
                 revote="first",
                 require_id=False,
+                status="open",
             )
         )
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -60,6 +61,12 @@ class ConsultationRow(Base):
     winners: Mapped[int] = mapped_column(Integer, default=1)
     revote: Mapped[str] = mapped_column(String(8), default="first")
     require_id: Mapped[bool] = mapped_column(Boolean, default=False)
+    # draft -> open -> closed -> certified. Votes count only while open and inside the window.
+    status: Mapped[str] = mapped_column(String(12), default="draft")
+    # How a tie for a winning place is settled, fixed before voting: earliest | lot | runoff.
+    tie_break: Mapped[str] = mapped_column(String(12), default="earliest")
+    lot_seed: Mapped[str | None] = mapped_column(String(64))  # published with the results
+    quorum: Mapped[float] = mapped_column(Float, default=0.10)  # minimum turnout per circuit
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -146,7 +153,8 @@ class ParticipationRow(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     receipt: Mapped[str] = mapped_column(String(16))
     voted_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(8))  # sms | ussd | paper
+    table_code: Mapped[str | None] = mapped_column(String(32))  # the voting table, for paper
 
 
 class VoteRow(Base):
@@ -208,3 +216,42 @@ class OptOutRow(Base):
 
     phone: Mapped[str] = mapped_column(String(32), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OperatorRow(Base):
+    """A person who runs consultations: viewer, operator or admin."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(12))  # viewer | operator | admin
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OperatorActionRow(Base):
+    """Who did what, and when: every lifecycle change and every operator action."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"))
+    actor: Mapped[str] = mapped_column(String(80))  # an operator's username, or "cli:<user>"
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ActaRow(Base):
+    """A paper tally: votes per option at one voting table of a circuit."""
+
+    __tablename__ = "actas"
+    __table_args__ = (UniqueConstraint("consultation_id", "circuit_id", "table_code", "option"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"))
+    table_code: Mapped[str] = mapped_column(String(32))
+    option: Mapped[int] = mapped_column(Integer)
+    votes: Mapped[int] = mapped_column(Integer)

@@ -26,6 +26,7 @@ class Consultation:
     winners: int = 1
     revote: RevotePolicy = RevotePolicy.FIRST
     require_id: bool = False
+    status: str = "open"  # draft | open | closed | certified: only "open" takes votes
 
     def close_date(self) -> date:
         """The calendar date of the close, in the consultation's own time zone."""

@@ -43,7 +43,12 @@ Verdict = Accepted | Rejected
 
 
 def window_reason(consultation: Consultation, at: datetime) -> Reason | None:
-    """Voting is open from `opens_at` (inclusive) to `closes_at` (exclusive)."""
+    """Voting is open from `opens_at` (inclusive) to `closes_at` (exclusive), while the
+    operators have it open: a draft has not opened, and a closed one stays closed."""
+    if consultation.status == "draft":
+        return Reason.NOT_OPEN
+    if consultation.status in {"closed", "certified"}:
+        return Reason.CLOSED
     if at < consultation.opens_at:
         return Reason.NOT_OPEN
     if at >= consultation.closes_at:

@@ -54,11 +54,12 @@ def web_with_ussd(settings: Settings) -> Iterator[str]:
         processes.stop(web)
 
 
-def consulta(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def consulta(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """`consulta ...` in a folder with no var/demo.json, and no secret in the environment."""
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         cwd=cwd,
+        input=stdin,
         env={**os.environ, "AFRICASTALKING_SECRET": ""},
         capture_output=True,
         text=True,
@@ -99,6 +100,19 @@ def test_a_simulated_session_shows_every_screen_and_its_vote_is_stored(
     assert vote.option == 3
     assert f"Recibo {vote.receipt}." in out  # the receipt shown is the one the vote is filed under
     assert (inbound.channel, inbound.sender) == ("ussd", VOTER)
+
+
+@pytest.mark.slow
+def test_keys_piped_on_stdin_are_typed_until_the_input_ends(
+    settings: Settings, rt: Runtime, registry: None, tmp_path: Path
+) -> None:
+    with web_with_ussd(settings) as base_url:
+        command = ["simulate", "ussd", "--from", VOTER, "--url", base_url, "--secret", AT_SECRET]
+        done = consulta(*command, cwd=tmp_path, stdin="1\n")
+    assert done.returncode == 0, done.stderr
+    assert "> 1\n" in done.stdout  # what was piped is shown as typed
+    assert "Elige tu proyecto:" in done.stdout
+    assert done.stdout.rstrip().endswith("[hung up]")  # the end of the input hangs up
 
 
 @pytest.mark.slow

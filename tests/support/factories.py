@@ -48,6 +48,7 @@ def seed(  # noqa: PLR0913 - a builder: every argument has a sensible default
             max_age=max_age,
             winners=1,
             timezone="America/Caracas",
+            status="open",
         )
         session.add(consultation)
         session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:59:43.139808
+Create Date: 2026-11-30 00:20:54.125067
 """
 
 import sqlalchemy as sa
@@ -31,9 +31,23 @@ def upgrade() -> None:
         sa.Column("winners", sa.Integer(), nullable=False),
         sa.Column("revote", sa.String(length=8), nullable=False),
         sa.Column("require_id", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("tie_break", sa.String(length=12), nullable=False),
+        sa.Column("lot_seed", sa.String(length=64), nullable=True),
+        sa.Column("quorum", sa.Float(), nullable=False),
         sa.Column("created_at", gateway.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("slug"),
+    )
+    op.create_table(
+        "operators",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("role", sa.String(length=12), nullable=False),
+        sa.Column("created_at", gateway.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("username"),
     )
     op.create_table(
         "opt_outs",
@@ -87,6 +101,39 @@ def upgrade() -> None:
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.create_index("ix_inbound_pending", ["status", "enqueued_at"], unique=False)
 
+    op.create_table(
+        "operator_actions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("consultation_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("at", gateway.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "actas",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("consultation_id", sa.Integer(), nullable=False),
+        sa.Column("circuit_id", sa.Integer(), nullable=False),
+        sa.Column("table_code", sa.String(length=32), nullable=False),
+        sa.Column("option", sa.Integer(), nullable=False),
+        sa.Column("votes", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["circuit_id"],
+            ["circuits.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("consultation_id", "circuit_id", "table_code", "option"),
+    )
     op.create_table(
         "options",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -182,6 +229,7 @@ def upgrade() -> None:
         sa.Column("receipt", sa.String(length=16), nullable=False),
         sa.Column("voted_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("table_code", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
             ["consultation_id"],
             ["consultations.id"],
@@ -236,6 +284,8 @@ def downgrade() -> None:
 
     op.drop_table("outbound_messages")
     op.drop_table("options")
+    op.drop_table("actas")
+    op.drop_table("operator_actions")
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.drop_index("ix_inbound_pending")
 
@@ -243,5 +293,6 @@ def downgrade() -> None:
     op.drop_table("circuits")
     op.drop_table("phone_preferences")
     op.drop_table("opt_outs")
+    op.drop_table("operators")
     op.drop_table("consultations")
     # ### end Alembic commands ###
