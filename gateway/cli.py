@@ -37,9 +37,9 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
 
 def _register_commands() -> None:
     """One explicit table of command modules; none of them registers itself."""
-    from gateway import cli_data, cli_run
+    from gateway import cli_data, cli_paper, cli_run
 
-    for command in [*cli_run.COMMANDS, *cli_data.COMMANDS]:
+    for command in [*cli_run.COMMANDS, *cli_data.COMMANDS, *cli_paper.COMMANDS]:
         main.add_command(command)
 
 

@@ -52,6 +52,7 @@ ENTRIES: dict[str, Entry] = _table(
     _sms("confirmed", "name", "receipt"),
     _sms("replaced", "name", "receipt"),
     _sms("already_voted", "name", "receipt"),
+    _sms("voted_on_paper", "name"),  # the standing vote is a paper ballot: no receipt to give
     _sms("not_registered", "name"),
     _sms("id_needed"),
     _sms("age", "name"),
@@ -88,6 +89,7 @@ ENTRIES: dict[str, Entry] = _table(
     _ussd("ussd_confirm", "option", "title"),
     _ussd("ussd_voted", "receipt"),
     _ussd("ussd_already_voted", "receipt"),
+    _ussd("ussd_voted_on_paper", "name"),
     _ussd("ussd_status_voted", "receipt"),
     _ussd("ussd_status_not_voted"),
     _ussd("ussd_language"),

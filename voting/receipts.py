@@ -6,7 +6,10 @@ import secrets
 
 # Digits and capitals without 0/O, 1/I/L and U (which reads as V): 30 symbols, 4.9 bits each.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-LENGTH = 9  # 30**9 is about 2**44: more than the 40 bits asked for
+LENGTH = 9
+# The standing "receipt" of someone who voted on paper: new_receipt() can never produce it (it
+# has an L, and no dashes), so a paper vote is never mistaken for a digital one.
+PAPER_RECEIPT = "PAPEL"  # 30**9 is about 2**44: more than the 40 bits asked for
 
 
 def new_receipt() -> str:

@@ -22,7 +22,7 @@ from messages.ballot import ballot_texts
 from messages.voice import Voice
 from voting import grammar, rules
 from voting.model import Ballot, Consultation, Participation, Person
-from voting.receipts import new_receipt
+from voting.receipts import PAPER_RECEIPT, new_receipt
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ class Booth:
         standing = self.standing[consultation.id].get(person.id)
         if standing is None:
             return Answer("status", (voice.say("status_not_voted", name=consultation.name),))
+        if standing.receipt == PAPER_RECEIPT:
+            return Answer("status", (voice.say("voted_on_paper", name=consultation.name),))
         text = voice.say("status_voted", name=consultation.name, receipt=standing.receipt)
         return Answer("status", (text,))
 
@@ -163,10 +165,11 @@ class Booth:
             self.ballots, standing,
         )  # fmt: skip
         if isinstance(verdict, rules.Rejected):
-            text = voice.say(
-                verdict.reason.value, **_rejection(verdict, consultation, self.ballots)
-            )
-            return Answer(verdict.reason.value, (text,))
+            key = verdict.reason.value
+            if verdict.standing and verdict.standing.receipt == PAPER_RECEIPT:
+                key = "voted_on_paper"  # a paper ballot has no receipt to quote back
+            text = voice.say(key, **_rejection(verdict, consultation, self.ballots))
+            return Answer(key, (text,))
         if not self._record(message, consultation, verdict):
             # Another transaction counted this person first: judge again against its vote.
             standing[verdict.person.id] = ballot_box.standing_vote(

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from messages.gsm import to_ascii
 from voting.identity import normalise_national_id
+from voting.receipts import PAPER_RECEIPT
 
 MAX_ID_TRIES = 3
 MAX_TITLE = 40  # characters of a project's title on a ballot page
@@ -112,6 +113,8 @@ def _main(state: State, context: Context, entry: str, say: Say, ledger: Ledger) 
 
 def _chosen(state: State, context: Context, voter: Voter, ledger: Ledger) -> State:
     receipt = ledger.standing_receipt(voter.person_id)
+    if receipt == PAPER_RECEIPT:  # paper votes are final, and have no receipt to show
+        return _end(state, "ussd_voted_on_paper", name=_name(context))
     if state.purpose == "status":
         if receipt:
             return _end(state, "ussd_status_voted", receipt=receipt)
