@@ -36,6 +36,7 @@ def consultation_from_row(row: ConsultationRow) -> Consultation:
         revote=RevotePolicy(row.revote),
         require_id=row.require_id,
         status=row.status,
+        closed_at=row.closed_at,
     )
 
 

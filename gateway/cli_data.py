@@ -1,4 +1,5 @@
-"""Operator commands for a consultation's data: create it, load its files, publish its results.
+"""Operator commands for a consultation: create it, load its files, open, close and certify it,
+and publish its results.
 
 Each command builds its engine from the environment when it runs and disposes it before it
 returns; importing this module builds nothing. Mistakes an operator can fix are reported as
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from gateway.db import make_engine, make_sessionmaker, transaction
 from gateway.imports import ImportRefused, import_ballots, import_registry
+from gateway.lifecycle import TransitionRefused, cli_actor, fix_lot_seed, record, transition
 from gateway.models import CircuitRow, ConsultationRow, PersonRow, VoteRow
 from gateway.results import ResultsReport, UnknownConsultation, as_csv, as_json, as_table, results
 from gateway.settings import Settings
@@ -41,7 +43,7 @@ def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(settings.database_url)
     try:
         yield make_sessionmaker(engine)
-    except (ImportRefused, UnknownConsultation) as exc:
+    except (ImportRefused, UnknownConsultation, TransitionRefused) as exc:
         raise click.ClickException(str(exc)) from None
     except (OperationalError, ProgrammingError) as exc:
         hint = "is DATABASE_URL right, and has `consulta db upgrade` run?"
@@ -50,12 +52,12 @@ def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-# --- consultation create | list ------------------------------------------------------------
+# --- consultation create | list | open | close | certify -----------------------------------
 
 
 @click.group("consultation")
 def consultation() -> None:
-    """Create and list consultations."""
+    """Create, list, open, close and certify consultations."""
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -86,6 +88,12 @@ def _check_consultation(row: ConsultationRow) -> None:
         raise click.ClickException("--max-age must not be below --min-age")
 
 
+def _rules(row: ConsultationRow) -> str:
+    """The rules as the record keeps them: what was published before the first vote."""
+    seed = f" seed {row.lot_seed}" if row.lot_seed else ""
+    return f"winners {row.winners}; tie-break {row.tie_break}{seed}; quorum {row.quorum:g}"
+
+
 def _insert_consultation(sessions: sessionmaker[Session], row: ConsultationRow) -> None:
     taken = f"a consultation {row.slug!r} already exists: nothing was written"
     try:
@@ -93,6 +101,8 @@ def _insert_consultation(sessions: sessionmaker[Session], row: ConsultationRow) 
             if session.scalar(select(ConsultationRow.id).where(ConsultationRow.slug == row.slug)):
                 raise click.ClickException(taken)
             session.add(row)
+            session.flush()  # for its id
+            record(session, row.id, cli_actor(), "create", _rules(row))
     except IntegrityError:  # another operator created the same slug a moment ago
         raise click.ClickException(taken) from None
 
@@ -108,6 +118,20 @@ def _insert_consultation(sessions: sessionmaker[Session], row: ConsultationRow) 
 @click.option("--winners", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--revote", type=click.Choice(["first", "last"]), default="first", show_default=True)
 @click.option("--require-id", is_flag=True, help="Every vote must carry the voter's ID.")
+@click.option(
+    "--tie-break",
+    type=click.Choice(["earliest", "lot", "runoff"]),
+    default="earliest",
+    show_default=True,
+    help="How a tie for a winning place is settled; published with the results.",
+)
+@click.option(
+    "--quorum",
+    type=click.FloatRange(0, 1),
+    default=0.10,
+    show_default=True,
+    help="The minimum share of a circuit's eligible people who must vote for it to award.",
+)
 def create_consultation(  # noqa: PLR0913 - one parameter per command-line option
     slug: str,
     name: str,
@@ -119,8 +143,14 @@ def create_consultation(  # noqa: PLR0913 - one parameter per command-line optio
     winners: int,
     revote: str,
     require_id: bool,
+    tie_break: str,
+    quorum: float,
 ) -> None:
-    """Create the consultation SLUG with its window, age band and rules."""
+    """Create the consultation SLUG, as a draft, with its window, age band and rules.
+
+    Voting starts only once it is opened (`consulta consultation open SLUG`). A draw by lot
+    gets its seed now, so that it is published before anyone votes.
+    """
     zone = _zone(zone_name)
     row = ConsultationRow(
         slug=slug,
@@ -133,11 +163,16 @@ def create_consultation(  # noqa: PLR0913 - one parameter per command-line optio
         winners=winners,
         revote=revote,
         require_id=require_id,
+        status="draft",
+        tie_break=tie_break,
+        quorum=quorum,
     )
     _check_consultation(row)
+    fix_lot_seed(row)
     with _database(Settings.from_env()) as sessions:
         _insert_consultation(sessions, row)
-    click.echo(f"created {slug}: {_window(row)}")
+    click.echo(f"created {slug} as a draft: {_window(row)}")
+    click.echo(f"rules: {_rules(row)}")
 
 
 def _window(row: ConsultationRow) -> str:
@@ -171,12 +206,46 @@ def list_consultations() -> None:
     if not found:
         click.echo("no consultations yet")
         return
-    rows: list[tuple[str, ...]] = [("slug", "name", "window", "circuits", "people", "votes")]
+    header = ("slug", "name", "status", "window", "circuits", "people", "votes")
+    rows: list[tuple[str, ...]] = [header]
     rows += [
-        (c.slug, c.name, _window(c), *(str(n.get(c.id, 0)) for n in (circuits, people, votes)))
+        (
+            c.slug,
+            c.name,
+            c.status,
+            _window(c),
+            *(str(n.get(c.id, 0)) for n in (circuits, people, votes)),
+        )
         for c in found
     ]
     click.echo(_aligned(rows))
+
+
+def _move(slug: str, to_status: str) -> None:
+    with _database(Settings.from_env()) as sessions:
+        row = transition(sessions, slug, to_status, cli_actor())
+    click.echo(f"{row.slug} is now {row.status}")
+
+
+@consultation.command("open")
+@click.argument("slug")
+def open_consultation(slug: str) -> None:
+    """Open the draft SLUG: votes count from now, inside its window."""
+    _move(slug, "open")
+
+
+@consultation.command("close")
+@click.argument("slug")
+def close_consultation(slug: str) -> None:
+    """Close SLUG: later votes get the closed reply. It is never reopened."""
+    _move(slug, "closed")
+
+
+@consultation.command("certify")
+@click.argument("slug")
+def certify_consultation(slug: str) -> None:
+    """Certify the closed SLUG's results. This is final."""
+    _move(slug, "certified")
 
 
 # --- ballots import, registry import, results ----------------------------------------------
@@ -230,7 +299,7 @@ def import_registry_command(slug: str, file: Path) -> None:
     "--format", "style", type=click.Choice(list(RENDERERS)), default="table", show_default=True
 )
 def results_command(slug: str, style: str) -> None:
-    """Print the results of SLUG per circuit: votes per option, eligible and turnout."""
+    """Print the results of SLUG per circuit: votes, turnout, winners, ties and quorum flags."""
     with _database(Settings.from_env()) as sessions:
         report = results(sessions, slug)
     click.echo(RENDERERS[style](report).rstrip("\n"))

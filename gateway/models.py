@@ -63,6 +63,9 @@ class ConsultationRow(Base):
     require_id: Mapped[bool] = mapped_column(Boolean, default=False)
     # draft -> open -> closed -> certified. Votes count only while open and inside the window.
     status: Mapped[str] = mapped_column(String(12), default="draft")
+    # When an operator closed it: a vote the provider received before then still counts, even
+    # if it is still in the queue when the operator presses close.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # How a tie for a winning place is settled, fixed before voting: earliest | lot | runoff.
     tie_break: Mapped[str] = mapped_column(String(12), default="earliest")
     lot_seed: Mapped[str | None] = mapped_column(String(64))  # published with the results

@@ -27,6 +27,7 @@ class Consultation:
     revote: RevotePolicy = RevotePolicy.FIRST
     require_id: bool = False
     status: str = "open"  # draft | open | closed | certified: only "open" takes votes
+    closed_at: datetime | None = None  # when operators closed it, if they did
 
     def close_date(self) -> date:
         """The calendar date of the close, in the consultation's own time zone."""

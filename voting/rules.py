@@ -47,13 +47,21 @@ def window_reason(consultation: Consultation, at: datetime) -> Reason | None:
     operators have it open: a draft has not opened, and a closed one stays closed."""
     if consultation.status == "draft":
         return Reason.NOT_OPEN
-    if consultation.status in {"closed", "certified"}:
+    if closed_by_operators(consultation, at):
         return Reason.CLOSED
     if at < consultation.opens_at:
         return Reason.NOT_OPEN
     if at >= consultation.closes_at:
         return Reason.CLOSED
     return None
+
+
+def closed_by_operators(consultation: Consultation, at: datetime) -> bool:
+    """Closed (or certified) by the time the message was received: judged on receipt time, so
+    a vote still queued when the operator pressed close counts."""
+    if consultation.status not in {"closed", "certified"}:
+        return False
+    return consultation.closed_at is None or at >= consultation.closed_at
 
 
 def identify(
@@ -140,7 +148,7 @@ def consultation_for(consultations: Sequence[Consultation], at: datetime) -> Con
     open_now = [c for c in consultations if window_reason(c, at) is None]
     if open_now:
         return max(open_now, key=lambda c: c.opens_at)
-    closed = [c for c in consultations if c.closes_at <= at]
+    closed = [c for c in consultations if c.closes_at <= at or closed_by_operators(c, at)]
     if closed:
         return max(closed, key=lambda c: c.closes_at)
     upcoming = [c for c in consultations if c.opens_at > at]

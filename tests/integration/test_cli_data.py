@@ -55,7 +55,9 @@ def test_a_created_consultation_reads_its_times_in_its_own_zone(
 ) -> None:
     result = run(consulta, "consultation", "create", SLUG, "--name", "Consulta 2026", *WINDOW)
     assert result.exit_code == 0, result.output
-    assert "2026-03-08 07:00 to 2026-03-08 18:00 America/Caracas" in result.stdout
+    assert f"created {SLUG} as a draft: 2026-03-08 07:00 to 2026-03-08 18:00 America/Caracas" in (
+        result.stdout
+    )
     with sessions() as session:
         row = session.scalars(select(ConsultationRow)).one()
     assert row.opens_at == datetime(2026, 3, 8, 11, 0, tzinfo=UTC)
@@ -67,12 +69,14 @@ def test_a_created_consultation_reads_its_times_in_its_own_zone(
         "first",
         False,
     )
+    assert (row.status, row.tie_break, row.quorum, row.lot_seed) == ("draft", "earliest", 0.1, None)
 
 
 def test_every_rule_of_a_consultation_can_be_chosen(
     consulta: CliRunner, sessions: sessionmaker[Session]
 ) -> None:
     rules = ["--min-age", "15", "--max-age", "35", "--winners", "2", "--revote", "last"]
+    rules += ["--tie-break", "runoff", "--quorum", "0.2"]
     window = ["--opens", "2026-03-08T07:00+00:00", "--closes", "2026-03-08T18:00"]
     zone = ["--timezone", "Europe/Madrid", "--require-id"]
     result = run(consulta, "consultation", "create", "joven", "--name", "J", *window, *rules, *zone)
@@ -88,6 +92,7 @@ def test_every_rule_of_a_consultation_can_be_chosen(
         "last",
         True,
     )
+    assert (row.tie_break, row.quorum) == ("runoff", 0.2)
 
 
 @pytest.mark.parametrize(
@@ -148,10 +153,17 @@ def test_ballots_registry_and_results_run_end_to_end(
         assert session.scalar(select(PhoneRow.phone)) == "+584141234567"
     document = json.loads(run(consulta, "results", SLUG, "--format", "json").stdout)
     assert [(c["code"], c["eligible"], c["votes"]) for c in document["circuits"]] == [("C1", 1, 0)]
+    rules = ("status", "winners_per_circuit", "tie_break", "quorum")
+    assert [document[key] for key in rules] == ["draft", 1, "earliest", 0.1]
+    [circuit] = document["circuits"]
+    assert (circuit["winners"], circuit["quorum_met"], circuit["tie"]) == ([], False, False)
     table = run(consulta, "results", SLUG).stdout
-    assert table.startswith(f"Consulta 2026 ({SLUG})\n")
+    assert table.startswith(f"Consulta 2026 ({SLUG})\ndraft; 1 winner per circuit")
     csv_lines = run(consulta, "results", SLUG, "--format", "csv").stdout.splitlines()
-    assert csv_lines[1:] == ["C1,Uno,1,0,0.0,1,Agua,0", "C1,Uno,1,0,0.0,2,Luz,0"]
+    assert csv_lines[1:] == [
+        "C1,Uno,1,0,0.0,1,Agua,0,false,false,false,false",
+        "C1,Uno,1,0,0.0,2,Luz,0,false,false,false,false",
+    ]
 
 
 def test_the_list_shows_each_consultation_with_its_counts(
@@ -163,9 +175,9 @@ def test_the_list_shows_each_consultation_with_its_counts(
     run(consulta, "ballots", "import", SLUG, ballots)
     run(consulta, "registry", "import", SLUG, registry)
     header, row = run(consulta, "consultation", "list").stdout.splitlines()
-    assert header.split() == ["slug", "name", "window", "circuits", "people", "votes"]
+    assert header.split() == ["slug", "name", "status", "window", "circuits", "people", "votes"]
     assert row.split()[-3:] == ["1", "1", "0"]
-    assert row.startswith(f"{SLUG}  Consulta 2026  2026-03-08 07:00 to 2026-03-08 18:00")
+    assert row.startswith(f"{SLUG}  Consulta 2026  draft   2026-03-08 07:00 to 2026-03-08 18:00")
 
 
 def test_a_refused_registry_import_names_the_line_and_writes_nothing(

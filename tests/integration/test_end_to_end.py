@@ -61,6 +61,7 @@ def set_up_consultation(env: dict[str, str], folder: Path) -> None:
     )
     consulta(env, "ballots", "import", "cpn", str(ballots))
     consulta(env, "registry", "import", "cpn", str(registry))
+    consulta(env, "consultation", "open", "cpn")  # a new consultation is a draft until opened
 
 
 def test_a_signed_vote_through_web_and_worker_is_stored_once_confirmed_once_and_in_results(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 00:20:54.125067
+Create Date: 2026-11-30 00:39:57.140418
 """
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("revote", sa.String(length=8), nullable=False),
         sa.Column("require_id", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("closed_at", gateway.models.UTCDateTime(), nullable=True),
         sa.Column("tie_break", sa.String(length=12), nullable=False),
         sa.Column("lot_seed", sa.String(length=64), nullable=True),
         sa.Column("quorum", sa.Float(), nullable=False),
