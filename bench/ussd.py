@@ -11,7 +11,11 @@ vote per session, and stops and drops everything it started, also when it fails.
 
 A hop is timed from before the request is written to after the whole answer is read, over
 loopback, so the figures include this process's own scheduling: it shares the machine's cores
-with the gateway, as the CPU lines of the report show.
+with the gateway. The CPU lines say who used the cores during the load, "everything else"
+being other people's work on a shared machine. With `--think 0` every session is typed as fast
+as the gateway answers, so latency is mostly queueing (in flight / throughput); a think time
+paces sessions as people do. Bounded: no session starts after 300 s, a hop waits at most 15 s,
+and the drain at most 120 s.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ HOP_TIMEOUT_SECONDS = 15.0  # Africa's Talking gives up on a hop after 15 s
 LOAD_DEADLINE_SECONDS = 300.0  # no new session starts after this
 DRAIN_DEADLINE_SECONDS = 120.0
 MAX_SESSIONS, MAX_CONCURRENCY = 100_000, 1000  # one thread per session in flight
+MAX_PEOPLE = 2_000_000
 # Credentials that would make the worker send real SMS: the benchmark keeps replies in the outbox.
 PROVIDER_VARIABLES = (
     "TWILIO_ACCOUNT_SID",
@@ -89,7 +94,9 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Voter:
+class Caller:
+    """Who dials, and what they vote for."""
+
     phone: str
     option: int
 
@@ -100,6 +107,7 @@ class Tally:
 
     seconds: dict[str, list[float]] = field(default_factory=lambda: {h: [] for h in HOPS})
     errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # one answer per kind of error
     completed: int = 0
     reconnects: int = 0
 
@@ -107,6 +115,7 @@ class Tally:
         for hop in HOPS:
             self.seconds[hop].extend(other.seconds[hop])
         self.errors.update(other.errors)
+        self.examples = {**other.examples, **self.examples}
         self.completed += other.completed
         self.reconnects += other.reconnects
 
@@ -115,7 +124,7 @@ class Tally:
 
 
 class HopError(Exception):
-    """A hop answered what a voter's handset would not have shown as the next screen."""
+    """A hop answered what a voter's handset would not have shown next: (kind, the answer)."""
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -136,6 +145,8 @@ def parse(argv: Sequence[str] | None) -> Options:
         help="mean seconds a voter takes before each input (0: none, the heaviest load)",
     )
     args = parser.parse_args(argv)
+    if not 1 <= args.people <= MAX_PEOPLE:
+        parser.error(f"--people must be 1..{MAX_PEOPLE}")
     if not 1 <= args.sessions <= min(MAX_SESSIONS, args.people):
         parser.error(f"--sessions must be 1..{min(MAX_SESSIONS, args.people)}: one per person")
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
@@ -171,7 +182,7 @@ def run(options: Options, logs: Path) -> bool:
         engine = make_engine(database_url)
         stack.callback(engine.dispose)
         with timed(phases, "seed"):
-            consultation_id, voters = seed(engine, options.people, options.sessions)
+            consultation_id, callers = seed(engine, options.people, options.sessions)
         stack.enter_context(flushed_redis(REDIS_URL))
         port, secret = free_port(), secrets.token_urlsafe(16)
         env = gateway_env(database_url, port, secret)
@@ -182,10 +193,11 @@ def run(options: Options, logs: Path) -> bool:
         url = f"http://127.0.0.1:{port}/ussd/africastalking/{secret}"
         before = cpu_snapshot(web.pid, worker.pid)
         with timed(phases, "load"):
-            tally = drive(url, voters, options)
+            tally = drive(url, callers, options)
         cpu = cpu_used(before, cpu_snapshot(web.pid, worker.pid))
         with timed(phases, "drain"):
-            stored = wait_for_votes(engine, consultation_id, options.sessions)
+            # Only completed sessions cast a vote: waiting for more would only wait out the clock.
+            stored = wait_for_votes(engine, consultation_id, tally.completed)
         return report(options, tally, phases, cpu, stored, count_ussd_inbound(engine))
 
 
@@ -218,10 +230,10 @@ def scratch_database(kind: str, folder: Path) -> Iterator[str]:
             admin.execute(drop.format(sql.Identifier(name)))
 
 
-def seed(engine: Engine, people: int, sessions: int) -> tuple[int, list[Voter]]:
+def seed(engine: Engine, people: int, sessions: int) -> tuple[int, list[Caller]]:
     """An open consultation, its circuits and ballots, and the registry, in a few statements.
 
-    Returns the consultation and the voters who will dial: the first `sessions` people, who
+    Returns the consultation and the callers who will dial: the first `sessions` people, who
     fall in every circuit in turn, each voting for an option every ballot has.
     """
     now = datetime.now(UTC)
@@ -236,8 +248,8 @@ def seed(engine: Engine, people: int, sessions: int) -> tuple[int, list[Voter]]:
             db, PersonRow, person_rows(consultation_id, circuit_ids, people)
         )
         db.execute(insert(PhoneRow), phone_rows(consultation_id, person_ids))
-    voters = [Voter(phone_of(i), 1 + i % 5) for i in range(sessions)]
-    return consultation_id, voters
+    callers = [Caller(phone_of(i), 1 + i % 5) for i in range(sessions)]
+    return consultation_id, callers
 
 
 def consultation_row(now: datetime) -> dict[str, object]:
@@ -251,6 +263,7 @@ def consultation_row(now: datetime) -> dict[str, object]:
         "winners": 1,
         "revote": "first",
         "require_id": False,
+        "status": "open",  # only an open consultation takes votes
         "created_at": now,
     }
 
@@ -441,7 +454,7 @@ def expected_screens(option: int) -> list[tuple[str, str, str]]:
 
 
 def one_session(
-    connection: KeepAlive, voter: Voter, index: int, tally: Tally, pause: Callable[[], None]
+    connection: KeepAlive, voter: Caller, index: int, tally: Tally, pause: Callable[[], None]
 ) -> None:
     """One complete vote, every hop timed; stops at the first hop that is not what it should be."""
     form = {
@@ -457,16 +470,16 @@ def one_session(
         status, body = connection.post({**form, "text": text})
         tally.seconds[hop].append(time.perf_counter() - started)
         if status != 200:
-            raise HopError(f"{hop}: HTTP {status}")
+            raise HopError(f"{hop}: HTTP {status}", body)
         if not body.startswith(prefix) or words not in body:
-            raise HopError(f"{hop}: unexpected screen")
+            raise HopError(f"{hop}: unexpected screen", body)
     tally.completed += 1
 
 
 def load_thread(
     url: str,
     next_index: Callable[[], int | None],
-    voters: list[Voter],
+    callers: list[Caller],
     tally: Tally,
     think: float,
     start: threading.Barrier,
@@ -483,9 +496,11 @@ def load_thread(
     try:
         while (index := next_index()) is not None:
             try:
-                one_session(connection, voters[index], index, tally, pause)
+                one_session(connection, callers[index], index, tally, pause)
             except HopError as error:
-                tally.errors[str(error)] += 1
+                kind, answer = error.args
+                tally.errors[kind] += 1
+                tally.examples.setdefault(kind, answer[:100])
             except (OSError, ValueError, http.client.HTTPException) as error:
                 tally.errors[type(error).__name__] += 1
                 connection.close()
@@ -505,14 +520,18 @@ def dispenser(count: int, deadline: float) -> Callable[[], int | None]:
     return take
 
 
-def drive(url: str, voters: list[Voter], options: Options) -> Tally:
+def drive(url: str, callers: list[Caller], options: Options) -> Tally:
     """`concurrency` threads, each running sessions back to back on its own connection."""
     take = dispenser(options.sessions, time.monotonic() + LOAD_DEADLINE_SECONDS)
     threads = min(options.concurrency, options.sessions)
     start = threading.Barrier(threads)
     tallies = [Tally() for _ in range(threads)]
     workers = [
-        threading.Thread(target=load_thread, args=(url, take, voters, t, options.think, start))
+        # Daemons: a Ctrl-C or SIGTERM must not wait for them (their hops fail fast once the
+        # gateway is stopped anyway).
+        threading.Thread(
+            target=load_thread, args=(url, take, callers, t, options.think, start), daemon=True
+        )
         for t in tallies
     ]
     for worker in workers:
@@ -553,6 +572,7 @@ def count_ussd_inbound(engine: Engine) -> int:
 # -- CPU accounting: where the machine's time went during the load ---------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MACHINE = "machine (all processes)"
 
 
 def process_stats() -> Iterator[tuple[int, str, int, float]]:
@@ -571,21 +591,22 @@ def process_stats() -> Iterator[tuple[int, str, int, float]]:
         yield int(entry.name), command, int(fields[2]), cpu
 
 
-def cpu_snapshot(web_group: int, worker_group: int) -> dict[str, float]:
-    totals: defaultdict[str, float] = defaultdict(float)
-    for _pid, command, group, cpu in process_stats():
+def cpu_snapshot(web_group: int, worker_group: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each process that matters here, by pid, with what it is."""
+    seen: dict[int, tuple[str, float]] = {}
+    for pid, command, group, cpu in process_stats():
         if group == web_group:
-            totals["consulta web (gunicorn)"] += cpu
+            seen[pid] = ("consulta web (gunicorn)", cpu)
         elif group == worker_group:
-            totals["consulta worker"] += cpu
+            seen[pid] = ("consulta worker", cpu)
         elif command.startswith("postgres"):
-            totals["postgresql"] += cpu
+            seen[pid] = ("postgresql (every backend)", cpu)
         elif command.startswith(("redis-server", "valkey-server")):
-            totals["redis"] += cpu
+            seen[pid] = ("redis-server", cpu)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    totals["this load process"] = usage.ru_utime + usage.ru_stime
-    totals["machine (all processes)"] = machine_busy_seconds()
-    return dict(totals)
+    seen[os.getpid()] = ("this load process", usage.ru_utime + usage.ru_stime)
+    seen[0] = (MACHINE, machine_busy_seconds())
+    return seen
 
 
 def machine_busy_seconds() -> float:
@@ -595,8 +616,22 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
-def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {name: after[name] - before.get(name, 0.0) for name in after}
+def cpu_used(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by what the processes are.
+
+    Per process, so one that started in between counts whole; one that ended in between is
+    missed (its time shows under "everything else").
+    """
+    used: defaultdict[str, float] = defaultdict(float)
+    for pid, (name, seconds) in after.items():
+        used[name] += seconds - before.get(pid, (name, 0.0))[1]
+    # The machine may be shared: whatever it did beyond the processes named here was someone
+    # else's work, competing for the same cores.
+    ours = sum(seconds for name, seconds in used.items() if name != MACHINE)
+    used["everything else"] = used[MACHINE] - ours
+    return dict(used)
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -638,17 +673,35 @@ def report(  # noqa: PLR0913 - everything the run measured
     ussd_inbound: int,
 ) -> bool:
     """Print the figures; True when every session completed and left exactly one vote."""
-    hops = tally.all_seconds()
-    load = phases["load"]
     ok = not tally.errors and tally.completed == options.sessions and stored == options.sessions
     lines = [
         "",
+        *setup_lines(options),
+        *load_lines(options, tally, phases["load"]),
+        *cpu_lines(cpu, phases["load"]),
+        "phases (s)  " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items()),
+        f"votes       {stored} stored for {options.sessions} sessions "
+        f"({ussd_inbound} USSD messages recorded): {'OK' if ok else 'FAILED'}",
+    ]
+    print("\n".join(lines), flush=True)
+    return ok
+
+
+def setup_lines(options: Options) -> list[str]:
+    threads = os.environ.get("WEB_THREADS", "4")
+    return [
         f"command     {shlex.join(['python', '-m', 'bench.ussd', *sys.argv[1:]])}",
         f"machine     {machine()}; Python {platform.python_version()}",
-        f"gateway     gunicorn gthread, WEB_CONCURRENCY=2 x WEB_THREADS="
-        f"{os.environ.get('WEB_THREADS', '4')}; 1 worker; {options.database}; Redis db 7",
+        f"gateway     gunicorn gthread, WEB_CONCURRENCY=2 x WEB_THREADS={threads}; 1 worker; "
+        f"{options.database}; Redis db 7",
         f"load        {options.sessions} sessions, {options.concurrency} in flight, "
         f"think {options.think:g} s, {options.people} people in {CIRCUITS} circuits",
+    ]
+
+
+def load_lines(options: Options, tally: Tally, load: float) -> list[str]:
+    hops = tally.all_seconds()
+    return [
         f"sessions    {tally.completed} completed of {options.sessions}",
         f"hops        {len(hops)} in {load:.2f} s: {len(hops) / load:.0f} hops/s, "
         f"{tally.completed / load:.1f} sessions/s",
@@ -656,16 +709,17 @@ def report(  # noqa: PLR0913 - everything the run measured
         latency_line("all", hops),
         *(latency_line(hop, tally.seconds[hop]) for hop in HOPS),
         f"errors      {sum(tally.errors.values())} {dict(tally.errors) or ''}".rstrip(),
+        *(f"  {kind}: {answer!r}" for kind, answer in tally.examples.items()),
         f"reconnects  {tally.reconnects} (idle keep-alive connections the server had closed)",
-        f"CPU during load (s of {load:.2f} s wall x {os.cpu_count()} CPUs = "
-        f"{load * (os.cpu_count() or 1):.2f} s available)",
-        *(f"  {name:<26} {seconds:6.2f}" for name, seconds in cpu.items()),
-        "phases (s)  " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items()),
-        f"votes       {stored} stored for {options.sessions} sessions "
-        f"({ussd_inbound} USSD messages recorded): {'OK' if ok else 'FAILED'}",
     ]
-    print("\n".join(lines), flush=True)
-    return ok
+
+
+def cpu_lines(cpu: dict[str, float], load: float) -> list[str]:
+    cpus = os.cpu_count() or 1
+    return [
+        f"CPU during load (s, of {load:.2f} s x {cpus} CPUs = {load * cpus:.2f} s available)",
+        *(f"  {name:<26} {seconds:6.2f}" for name, seconds in cpu.items()),
+    ]
 
 
 if __name__ == "__main__":

@@ -40,30 +40,38 @@ DEMO_VOTERS = {
 
 def run_demo(settings: Settings) -> None:
     VAR.mkdir(exist_ok=True)
-    valkey = None
-    if not settings.redis_url:
-        valkey = EmbeddedRedis(VAR / "valkey")
-        settings = settings.with_(redis_url=valkey.start())
-    public_url = settings.public_url or f"http://127.0.0.1:{settings.port}"
-    settings = settings.with_(
+    valkey = None if settings.redis_url else EmbeddedRedis(VAR / "valkey")
+    try:
+        if valkey is not None:
+            settings = settings.with_(redis_url=valkey.start())
+        _run(_demo_settings(settings))
+    finally:
+        if valkey is not None:  # last, and even when start-up failed half-way
+            valkey.stop()
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    """Secrets for every channel, made up for this machine unless the environment gives them."""
+    return settings.with_(
         twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16),
         africastalking_secret=settings.africastalking_secret or secrets.token_urlsafe(12),
         hubtel_secret=settings.hubtel_secret or secrets.token_urlsafe(12),
         ussd_code=settings.ussd_code or "*123#",
-        public_url=public_url,
+        public_url=settings.public_url or f"http://127.0.0.1:{settings.port}",
     )
+
+
+def _run(settings: Settings) -> None:
     upgrade(settings.database_url)
     _load_demo_consultation(settings)
     _write_demo_file(settings)
     children = _start_processes(settings)
     try:
-        _wait_until_healthy(public_url)
+        _wait_until_healthy(settings.public_url or "")
         _print_banner(settings)
         _supervise(children)
     finally:
         _stop(children)
-        if valkey is not None:
-            valkey.stop()
 
 
 def _load_demo_consultation(settings: Settings) -> None:
