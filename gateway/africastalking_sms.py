@@ -11,12 +11,10 @@ import hmac
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import update
 
-from gateway.app import WebState
-from gateway.inbound import hand_to_queue, record_inbound
-from gateway.models import OutboundRow, utcnow
-from gateway.providers import africastalking, twilio
+from gateway.inbound import hand_to_queue, move_reply_status, record_inbound
+from gateway.models import utcnow
+from gateway.providers import africastalking
 from gateway.providers.base import BadRequestError
 from gateway.providers.network import allowed_source
 from gateway.settings import Settings
@@ -48,7 +46,7 @@ def delivery_report(secret: str) -> Response:
         message_id, status, reason = africastalking.parse_status(request.form)
     except BadRequestError as error:
         abort(400, str(error))
-    _move_status(state, message_id, status, reason)
+    move_reply_status(state, message_id, status, reason)
     return Response(africastalking.ACKNOWLEDGEMENT, mimetype=africastalking.ACKNOWLEDGEMENT_TYPE)
 
 
@@ -65,18 +63,3 @@ def _require_trusted_utf8_form(settings: Settings, secret: str) -> None:
         parse_qsl(raw.decode("ascii"), encoding="utf-8", errors="strict")
     except (UnicodeDecodeError, ValueError):
         abort(400, "the body is not form data in UTF-8")
-
-
-def _move_status(state: WebState, message_id: str, status: str, reason: str | None) -> None:
-    """Reports arrive out of order and more than once; a reply's status only moves forward."""
-    behind = [
-        s
-        for s in ("queued", "sending", "unknown", "sent")
-        if twilio.status_rank(s) < twilio.status_rank(status)
-    ]
-    with state.sessions() as session, session.begin():
-        session.execute(
-            update(OutboundRow)
-            .where(OutboundRow.provider_sid == message_id, OutboundRow.status.in_(behind))
-            .values(status=status, error_code=reason, updated_at=utcnow())
-        )

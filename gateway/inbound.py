@@ -10,11 +10,13 @@ import logging
 
 from flask import abort
 from redis.exceptions import RedisError
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from gateway.app import WebState
-from gateway.models import InboundRow, utcnow
+from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers.base import InboundMessage
+from gateway.providers.twilio import status_rank
 from gateway.queues import INTAKE_LIST
 from gateway.sql import insert_ignoring_conflicts_on
 
@@ -54,3 +56,16 @@ def hand_to_queue(state: WebState, inbound_id: int) -> None:
         state.redis.rpush(INTAKE_LIST, inbound_id)
     except RedisError:
         log.warning("redis unavailable: inbound %s left for the sweep", inbound_id)
+
+
+def move_reply_status(state: WebState, provider_sid: str, status: str, error: str | None) -> None:
+    """Delivery reports arrive out of order and more than once; a status only moves forward."""
+    behind = [
+        s for s in ("queued", "sending", "unknown", "sent") if status_rank(s) < status_rank(status)
+    ]
+    with state.sessions() as session, session.begin():
+        session.execute(
+            update(OutboundRow)
+            .where(OutboundRow.provider_sid == provider_sid, OutboundRow.status.in_(behind))
+            .values(status=status, error_code=error, updated_at=utcnow())
+        )

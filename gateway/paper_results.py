@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.ballot_box import consultation_from_row
 from gateway.models import (
     ActaRow,
-    CircuitRow,
     ConsultationRow,
-    OptionRow,
     ParticipationRow,
     PersonRow,
     VoteRow,
 )
-from gateway.results import UnknownConsultation, eligible_births
+from gateway.results import UnknownConsultation, circuit_ballots, eligible_counts
 
 CSV_HEADER = (
     "circuit_code",
@@ -118,34 +116,6 @@ def _voters(session: Session, consultation_id: int) -> dict[int, int]:
     return {circuit_id: int(n) for circuit_id, n in rows}
 
 
-def _eligible(session: Session, row: ConsultationRow) -> dict[int, int]:
-    """circuit id -> people registered there and inside the age band on the close date."""
-    born_after, born_by = eligible_births(consultation_from_row(row))
-    query = (
-        select(PersonRow.circuit_id, func.count())
-        .where(PersonRow.consultation_id == row.id, PersonRow.birth_date <= born_by)
-        .group_by(PersonRow.circuit_id)
-    )
-    if born_after is not None:
-        query = query.where(PersonRow.birth_date > born_after)
-    return {circuit_id: int(n) for circuit_id, n in session.execute(query)}
-
-
-def _ballots(session: Session, consultation_id: int) -> dict[int, tuple[str, str, dict[int, str]]]:
-    """circuit id -> (code, name, option titles by number)."""
-    rows = session.execute(
-        select(CircuitRow.id, CircuitRow.code, CircuitRow.name, OptionRow.number, OptionRow.title)
-        .outerjoin(OptionRow, OptionRow.circuit_id == CircuitRow.id)
-        .where(CircuitRow.consultation_id == consultation_id)
-    )
-    ballots: dict[int, tuple[str, str, dict[int, str]]] = {}
-    for circuit_id, code, name, number, title in rows:
-        titles = ballots.setdefault(circuit_id, (code, name, {}))[2]
-        if number is not None:
-            titles[number] = title
-    return ballots
-
-
 def _circuit(
     ballot: tuple[str, str, dict[int, str]],
     eligible: int,
@@ -169,7 +139,8 @@ def combined_results(sessions: sessionmaker[Session], slug: str) -> CombinedRepo
         row = session.scalar(select(ConsultationRow).where(ConsultationRow.slug == slug))
         if row is None:
             raise UnknownConsultation(f"there is no consultation {slug!r}")
-        ballots, eligible = _ballots(session, row.id), _eligible(session, row)
+        ballots = circuit_ballots(session, row.id)
+        eligible = eligible_counts(session, consultation_from_row(row))
         digital, paper = _digital(session, row.id), _paper(session, row.id)
         voters = _voters(session, row.id)
     circuits = [

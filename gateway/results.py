@@ -77,7 +77,9 @@ def eligible_births(consultation: Consultation) -> tuple[date | None, date]:
     return years_before(close, consultation.max_age + 1), latest
 
 
-def _ballots(session: Session, consultation_id: int) -> dict[int, tuple[str, str, dict[int, str]]]:
+def circuit_ballots(
+    session: Session, consultation_id: int
+) -> dict[int, tuple[str, str, dict[int, str]]]:
     """circuit id -> (code, name, option titles by number)."""
     rows = session.execute(
         select(CircuitRow.id, CircuitRow.code, CircuitRow.name, OptionRow.number, OptionRow.title)
@@ -105,7 +107,7 @@ def _votes(session: Session, consultation_id: int) -> dict[int, dict[int, int]]:
     return votes
 
 
-def _eligible(session: Session, consultation: Consultation) -> dict[int, int]:
+def eligible_counts(session: Session, consultation: Consultation) -> dict[int, int]:
     """circuit id -> people registered there and inside the age band on the close date."""
     born_after, born_by = eligible_births(consultation)
     query = (
@@ -179,9 +181,9 @@ def results(sessions: sessionmaker[Session], slug: str) -> ResultsReport:
         if row is None:
             raise UnknownConsultation(f"there is no consultation {slug!r}")
         consultation, rules = consultation_from_row(row), rules_from_row(row)
-        ballots = _ballots(session, row.id)
+        ballots = circuit_ballots(session, row.id)
         votes = _votes(session, row.id)
-        eligible = _eligible(session, consultation)
+        eligible = eligible_counts(session, consultation)
         ties = _ties(ballots, votes, eligible, rules)
         reached = _reached(session, row.id, ties) if rules.tie_break is TieBreak.EARLIEST else {}
     circuits: list[CircuitResult] = []

@@ -6,10 +6,9 @@ import logging
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import update
 
-from gateway.inbound import hand_to_queue, record_inbound
-from gateway.models import OutboundRow, utcnow
+from gateway.inbound import hand_to_queue, move_reply_status, record_inbound
+from gateway.models import utcnow
 from gateway.providers import twilio
 from gateway.providers.base import BadRequestError
 
@@ -39,7 +38,7 @@ def twilio_status() -> Response:
         sid, status, error_code = twilio.parse_status(request.form)
     except BadRequestError as error:
         abort(400, str(error))
-    _move_status(state, sid, status, error_code)
+    move_reply_status(state, sid, status, error_code)
     return Response(status=204)
 
 
@@ -61,18 +60,3 @@ def _signed_url(public_url: str | None) -> str:
         return request.url
     query = request.query_string.decode("latin-1")
     return public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
-
-
-def _move_status(state, sid: str, status: str, error_code: str | None) -> None:  # type: ignore[no-untyped-def]
-    """Statuses arrive out of order and more than once; they only ever move forward."""
-    behind = [
-        s
-        for s in ("queued", "sending", "unknown", "sent")
-        if twilio.status_rank(s) < twilio.status_rank(status)
-    ]
-    with state.sessions() as session, session.begin():
-        session.execute(
-            update(OutboundRow)
-            .where(OutboundRow.provider_sid == sid, OutboundRow.status.in_(behind))
-            .values(status=status, error_code=error_code, updated_at=utcnow())
-        )
