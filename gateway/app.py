@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         engine.dialect.name,
     )
     from gateway import africastalking_sms, health, sms
+    from gateway.ops import metrics as ops_metrics
+    from gateway.ops import views as ops_views
     from gateway.ussd import views as ussd
 
     # One explicit table of the routes each channel adds; nothing registers itself.
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         africastalking_sms.blueprint,
         ussd.blueprint,
         health.blueprint,
+        ops_views.blueprint,  # the console at /ops; also mounts rq-dashboard at /ops/rq
+        ops_metrics.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)

@@ -37,9 +37,10 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
 
 def _register_commands() -> None:
     """One explicit table of command modules; none of them registers itself."""
-    from gateway import cli_data, cli_paper, cli_run
+    from gateway import cli_data, cli_ops, cli_paper, cli_run
 
-    for command in [*cli_run.COMMANDS, *cli_data.COMMANDS, *cli_paper.COMMANDS]:
+    modules = (cli_run, cli_data, cli_paper, cli_ops)
+    for command in [c for module in modules for c in module.COMMANDS]:
         main.add_command(command)
 
 

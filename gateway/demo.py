@@ -134,6 +134,8 @@ def _start_processes(settings: Settings) -> list[subprocess.Popen[bytes]]:
         AFRICASTALKING_SECRET=settings.africastalking_secret or "",
         HUBTEL_SECRET=settings.hubtel_secret or "",
         USSD_CODE=settings.ussd_code or "",
+        # One key for both gunicorn workers, so either can read the console's session cookie.
+        OPS_SECRET_KEY=env.get("OPS_SECRET_KEY") or secrets.token_hex(32),
         PORT=str(settings.port),
         WEB_CONCURRENCY=env.get("WEB_CONCURRENCY", "2"),
     )
@@ -180,6 +182,8 @@ def _print_banner(settings: Settings) -> None:
         "Other demo numbers:",
         *(f"  {number}  {what}" for number, what in DEMO_VOTERS.items()),
         "Results:  consulta results demo",
+        f"Operator console: {base}/ops",
+        "  (make a login first: consulta operators add NAME --role admin)",
         "Press Ctrl-C to stop.",
         "",
     ]
