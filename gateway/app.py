@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
         engine.dialect.name,
     )
-    from gateway import africastalking_sms, health, sms
+    from gateway import africastalking_sms, health, public, sms
     from gateway.ops import metrics as ops_metrics
     from gateway.ops import views as ops_views
     from gateway.ussd import views as ussd
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health.blueprint,
         ops_views.blueprint,  # the console at /ops; also mounts rq-dashboard at /ops/rq
         ops_metrics.blueprint,
+        public.blueprint,  # certified results, for anyone
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)
