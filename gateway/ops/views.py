@@ -1,4 +1,4 @@
-"""The operator console at /ops: sign in and out, the live view, the count, failed jobs."""
+"""The operator console at /ops: sign-in, the live view, the count, jobs, the lifecycle."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from gateway import lifecycle
 from gateway.app import WebState
-from gateway.ops import count, dashboard, jobs, live
+from gateway.ops import consultations, count, dashboard, jobs, live
 from gateway.ops.audit import record_action
 from gateway.ops.auth import (
     LoginLimit,
@@ -214,3 +215,33 @@ def count_figures() -> ResponseReturnValue:
     except LookupError:
         abort(404, "There is no such consultation.")
     return jsonify(found)
+
+
+# --- the consultations and their lifecycle -----------------------------------------------------
+
+
+@blueprint.get("/consultations")
+def consultations_view() -> str:
+    return render_template(
+        "ops/consultations.html",
+        operator=g.operator,
+        consultations=consultations.listing(_state()),
+        may_move=g.operator.may("admin"),
+    )
+
+
+@blueprint.post("/consultations/<slug>/<to_status>")
+@requires("admin")
+def consultation_move(slug: str, to_status: str) -> ResponseReturnValue:
+    """Open, close or certify one consultation; the lifecycle records who did it."""
+    if to_status not in consultations.BUTTONS:
+        abort(404)
+    try:
+        lifecycle.transition(_state().sessions, slug, to_status, g.operator.username)
+    except LookupError:
+        abort(404, "There is no such consultation.")
+    except lifecycle.TransitionRefused as refused:
+        flash(f"Refused: {refused}.", "error")
+    else:
+        flash(f"{slug} is now {to_status}.")
+    return redirect(url_for("ops.consultations_view"))

@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash
 
 from gateway.app import create_app
 from gateway.cli_ops import operators
-from gateway.models import OperatorActionRow, OperatorRow
+from gateway.models import ConsultationRow, OperatorActionRow, OperatorRow
 from gateway.ops import install
 from gateway.ops.alerts import Signals, alerts
 from gateway.ops.auth import hash_password
@@ -259,6 +259,114 @@ def test_an_operator_retries_one_job_and_discards_another_and_both_are_recorded(
     again = client.post(f"/ops/jobs/intake/{discarded}/discard", headers=headers)
     assert again.status_code == 409
     assert actions(rt)[1:] == [("operator", "job.retry"), ("operator", "job.discard")]
+
+
+# --- the consultations' lifecycle ---------------------------------------------------------------
+
+
+def seed_as(rt: Runtime, status: str) -> None:
+    """The seeded consultation, moved straight to `status` as if its earlier moves were made."""
+    seed(rt.sessions)
+    with rt.sessions() as session, session.begin():
+        session.scalars(select(ConsultationRow)).one().status = status
+
+
+def status_of(rt: Runtime, slug: str = "cpn-2026") -> str:
+    with rt.sessions() as session:
+        row = session.scalars(select(ConsultationRow).where(ConsultationRow.slug == slug)).one()
+        return row.status
+
+
+def test_an_admin_opens_a_draft_then_closes_it_and_both_moves_are_recorded(
+    client: FlaskClient, rt: Runtime, people: None
+) -> None:
+    seed_as(rt, "draft")
+    sign_in(client, "admin")
+    page = client.get("/ops/consultations").get_data(as_text=True)
+    assert "cpn-2026" in page
+    assert "Open voting" in page
+    assert "data-confirm=" in page
+    token = {"csrf_token": csrf_from(client, "/ops/consultations")}
+    answer = client.post("/ops/consultations/cpn-2026/open", data=token)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/ops/consultations"
+    assert status_of(rt) == "open"
+    page = client.get("/ops/consultations").get_data(as_text=True)
+    assert "cpn-2026 is now open." in page
+    assert ">Close</button>" in page
+    assert client.post("/ops/consultations/cpn-2026/closed", data=token).status_code == 302
+    assert status_of(rt) == "closed"
+    assert actions(rt)[1:] == [("admin", "open"), ("admin", "close")]
+
+
+@pytest.mark.parametrize(
+    ("label", "role", "to_status", "csrf", "code"),
+    [
+        ("a viewer may not open", "viewer", "open", True, 403),
+        ("an operator may not open", "operator", "open", True, 403),
+        ("an admin without the CSRF token", "admin", "open", False, 400),
+    ],
+)
+def test_a_lifecycle_move_is_refused_to_all_but_an_admin_with_the_token(
+    client: FlaskClient,
+    rt: Runtime,
+    people: None,
+    label: str,
+    role: str,
+    to_status: str,
+    csrf: bool,
+    code: int,
+) -> None:
+    seed_as(rt, "draft")
+    sign_in(client, role)
+    page = client.get("/ops/consultations").get_data(as_text=True)
+    assert ("Open voting" in page) is (role == "admin"), label
+    form = {"csrf_token": csrf_from(client, "/ops/")} if csrf else {}
+    answer = client.post(f"/ops/consultations/cpn-2026/{to_status}", data=form)
+    assert answer.status_code == code, label
+    if code == 403:
+        assert "admin role" in answer.get_data(as_text=True), label
+    assert status_of(rt) == "draft", label
+    assert actions(rt)[1:] == [], label
+
+
+@pytest.mark.parametrize(
+    ("label", "start", "to_status", "message"),
+    [
+        ("certify an open one", "open", "certified", "cpn-2026 is open, so it cannot be certified"),
+        ("close a draft", "draft", "closed", "cpn-2026 is draft, so it cannot be closed"),
+        ("reopen a closed one", "closed", "open", "cpn-2026 is closed, so it cannot be opened"),
+    ],
+)
+def test_a_refused_move_shows_its_message_and_changes_nothing(
+    client: FlaskClient,
+    rt: Runtime,
+    people: None,
+    label: str,
+    start: str,
+    to_status: str,
+    message: str,
+) -> None:
+    seed_as(rt, start)
+    sign_in(client, "admin")
+    form = {"csrf_token": csrf_from(client, "/ops/")}
+    answer = client.post(f"/ops/consultations/cpn-2026/{to_status}", data=form)
+    assert answer.status_code == 302, label
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert message in page, label
+    assert status_of(rt) == start, label
+    assert actions(rt)[1:] == [], label
+
+
+def test_a_move_on_an_unknown_consultation_or_status_is_not_found(
+    client: FlaskClient, rt: Runtime, people: None
+) -> None:
+    seed_as(rt, "draft")
+    sign_in(client, "admin")
+    form = {"csrf_token": csrf_from(client, "/ops/")}
+    assert client.post("/ops/consultations/nope/open", data=form).status_code == 404
+    assert client.post("/ops/consultations/cpn-2026/draft", data=form).status_code == 404
+    assert status_of(rt) == "draft"
 
 
 # --- what the pages show -----------------------------------------------------------------------
