@@ -36,20 +36,17 @@ class Booth:
         self.session = session
         self.settings = settings
         self.senders = {m.sender for m in messages}
-        self.opted_out = self._load(OptOutRow.phone, OptOutRow.phone)
+        # One query each for the whole batch: who opted out, and who chose a language.
+        self.opted_out = set(
+            session.scalars(select(OptOutRow.phone).where(OptOutRow.phone.in_(self.senders)))
+        )
+        chosen = select(PhonePreferenceRow.phone, PhonePreferenceRow.language)
         self.languages = dict(
-            session.execute(
-                select(PhonePreferenceRow.phone, PhonePreferenceRow.language).where(
-                    PhonePreferenceRow.phone.in_(self.senders)
-                )
-            ).all()
+            session.execute(chosen.where(PhonePreferenceRow.phone.in_(self.senders))).all()
         )
         self.people: dict[int, dict[str, list[Person]]] = {}
         self.ballots: dict[int, Ballot] = {}
         self.standing: dict[int, dict[int, Participation]] = {}
-
-    def _load(self, column, key) -> set[str]:  # type: ignore[no-untyped-def]
-        return set(self.session.scalars(select(column).where(key.in_(self.senders))))
 
     def may_reply(self, sender: str) -> bool:
         """Never to a number that opted out, nor to an address that is not a phone number."""
