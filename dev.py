@@ -2,7 +2,8 @@
 """Two commands on a fresh machine with only Python and pip.
 
     python3 dev.py demo   # install into .venv, then run `consulta demo`
-    python3 dev.py test   # install into .venv with the test extras, then lint, type-check, pytest
+    python3 dev.py test   # install into .venv with the test extras (and Debian's chromium for
+                          # the browser tests, when run as root), then lint, type-check, pytest
 
 Anything after the command is passed on (`python3 dev.py test -k webhook`).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
 
 
 def ensure_installed(extras: str) -> None:
@@ -36,6 +39,19 @@ def ensure_installed(extras: str) -> None:
     stamp.write_text(wanted)
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's chromium; install it when we may (root, with apt)."""
+    if Path(CHROMIUM).exists():
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env)
+        return
+    print(f"{CHROMIUM} is missing and cannot be installed here: the browser tests will fail.")
+    print("Install it (Debian: sudo apt-get install chromium) and run again.")
+
+
 def run(*command: str) -> None:
     code = subprocess.run(command, cwd=ROOT).returncode
     if code != 0:
@@ -51,6 +67,7 @@ def main(argv: list[str]) -> None:
         # Replace this process, so Ctrl-C and signals reach the demo directly.
         os.execv(str(BIN / "consulta"), [str(BIN / "consulta"), "demo", *rest])  # noqa: S606
     ensure_installed("test")
+    ensure_chromium()
     if not rest:  # the whole check, as CI runs it
         run(str(BIN / "ruff"), "check", ".")
         run(str(BIN / "mypy"))
