@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from tqdm import tqdm
 
-from gateway.db import make_engine, make_sessionmaker, transaction
-from gateway.imports import ImportRefused, import_ballots, import_registry
-from gateway.lifecycle import TransitionRefused, cli_actor, fix_lot_seed, record, transition
+from gateway.cli_database import database
+from gateway.db import transaction
+from gateway.imports import import_ballots, import_registry
+from gateway.lifecycle import cli_actor, fix_lot_seed, record, transition
 from gateway.models import CircuitRow, ConsultationRow, PersonRow, VoteRow
-from gateway.results import ResultsReport, UnknownConsultation, as_csv, as_json, as_table, results
+from gateway.results import ResultsReport, as_csv, as_json, as_table, results
 from gateway.settings import Settings
 
 SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -35,21 +35,6 @@ RENDERERS: dict[str, Callable[[ResultsReport], str]] = {
     "json": as_json,
     "csv": as_csv,
 }
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """Sessions on DATABASE_URL; the errors an operator can fix become plain messages."""
-    engine = make_engine(settings.database_url)
-    try:
-        yield make_sessionmaker(engine)
-    except (ImportRefused, UnknownConsultation, TransitionRefused) as exc:
-        raise click.ClickException(str(exc)) from None
-    except (OperationalError, ProgrammingError) as exc:
-        hint = "is DATABASE_URL right, and has `consulta db upgrade` run?"
-        raise click.ClickException(f"the database refused: {exc.orig} ({hint})") from None
-    finally:
-        engine.dispose()
 
 
 # --- consultation create | list | open | close | certify -----------------------------------
@@ -169,7 +154,7 @@ def create_consultation(  # noqa: PLR0913 - one parameter per command-line optio
     )
     _check_consultation(row)
     fix_lot_seed(row)
-    with _database(Settings.from_env()) as sessions:
+    with database(Settings.from_env()) as sessions:
         _insert_consultation(sessions, row)
     click.echo(f"created {slug} as a draft: {_window(row)}")
     click.echo(f"rules: {_rules(row)}")
@@ -198,7 +183,7 @@ def _aligned(rows: Sequence[tuple[str, ...]]) -> str:
 @consultation.command("list")
 def list_consultations() -> None:
     """Every consultation: its window and how many circuits, people and votes it holds."""
-    with _database(Settings.from_env()) as sessions, sessions() as session:
+    with database(Settings.from_env()) as sessions, sessions() as session:
         found = session.scalars(select(ConsultationRow).order_by(ConsultationRow.opens_at)).all()
         circuits = _counts(session, CircuitRow.consultation_id)
         people = _counts(session, PersonRow.consultation_id)
@@ -222,7 +207,7 @@ def list_consultations() -> None:
 
 
 def _move(slug: str, to_status: str) -> None:
-    with _database(Settings.from_env()) as sessions:
+    with database(Settings.from_env()) as sessions:
         row = transition(sessions, slug, to_status, cli_actor())
     click.echo(f"{row.slug} is now {row.status}")
 
@@ -261,7 +246,7 @@ def ballots() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_ballots_command(slug: str, file: Path) -> None:
     """Load FILE (circuit_code,circuit_name,option,title) as the ballots of SLUG, once."""
-    with _database(Settings.from_env()) as sessions:
+    with database(Settings.from_env()) as sessions:
         report = import_ballots(sessions, slug, file)
     click.echo(f"imported {report.circuits} circuits and {report.options} options")
 
@@ -286,7 +271,7 @@ def import_registry_command(slug: str, file: Path) -> None:
     settings = Settings.from_env()
     # Every row is checked, then written: the bar counts both passes.
     bar = tqdm(total=2 * _data_rows(file), unit="row", desc="check, then write", file=sys.stderr)
-    with _database(settings) as sessions, bar:
+    with database(settings) as sessions, bar:
         report = import_registry(
             sessions, slug, file, settings.default_region, lambda done: bar.update(done - bar.n)
         )
@@ -300,7 +285,7 @@ def import_registry_command(slug: str, file: Path) -> None:
 )
 def results_command(slug: str, style: str) -> None:
     """Print the results of SLUG per circuit: votes, turnout, winners, ties and quorum flags."""
-    with _database(Settings.from_env()) as sessions:
+    with database(Settings.from_env()) as sessions:
         report = results(sessions, slug)
     click.echo(RENDERERS[style](report).rstrip("\n"))
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.settings import Settings
+from gateway.cli_database import database
 
 
 @click.group()
@@ -50,7 +47,7 @@ def list_operators() -> None:
     """Usernames and roles (never the password hashes)."""
     from gateway.models import OperatorRow
 
-    with _database() as sessions, sessions() as session:
+    with database() as sessions, sessions() as session:
         rows = session.execute(
             select(OperatorRow.username, OperatorRow.role).order_by(OperatorRow.username)
         ).all()
@@ -65,23 +62,12 @@ def _read_password(from_stdin: bool) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-@contextmanager
-def _database() -> Iterator[sessionmaker[Session]]:
-    from gateway.db import make_engine, make_sessionmaker
-
-    engine = make_engine(Settings.from_env().database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
-
-
 def _insert(username: str, role: str, password_hash: str) -> None:
     from gateway.db import transaction
     from gateway.models import OperatorActionRow, OperatorRow
 
     actor = f"cli:{getpass.getuser()}"
-    with _database() as sessions, transaction(sessions) as session:
+    with database() as sessions, transaction(sessions) as session:
         session.add(OperatorRow(username=username, password_hash=password_hash, role=role))
         session.add(
             OperatorActionRow(actor=actor, action="operator.add", detail=f"{username} {role}")

@@ -6,20 +6,15 @@ mistakes an operator can fix are one clear message with exit code 1, never a tra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import make_engine, make_sessionmaker
-from gateway.imports import ImportRefused
+from gateway.cli_database import database
 from gateway.paper import pollbook, write_pollbook
 from gateway.paper_import import import_actas
 from gateway.paper_results import CombinedReport, as_csv, as_json, as_table, combined_results
-from gateway.settings import Settings
 
 RENDERERS: dict[str, Callable[[CombinedReport], str]] = {
     "table": as_table,
@@ -27,21 +22,6 @@ RENDERERS: dict[str, Callable[[CombinedReport], str]] = {
     "csv": as_csv,
 }
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-@contextmanager
-def _database() -> Iterator[sessionmaker[Session]]:
-    """Sessions on DATABASE_URL; the errors an operator can fix become plain messages."""
-    engine = make_engine(Settings.from_env().database_url)
-    try:
-        yield make_sessionmaker(engine)
-    except (ImportRefused, LookupError) as exc:  # LookupError: no such consultation or circuit
-        raise click.ClickException(str(exc)) from None
-    except (OperationalError, ProgrammingError) as exc:
-        hint = "is DATABASE_URL right, and has `consulta db upgrade` run?"
-        raise click.ClickException(f"the database refused: {exc.orig} ({hint})") from None
-    finally:
-        engine.dispose()
 
 
 @click.group("pollbook")
@@ -62,7 +42,7 @@ def pollbook_group() -> None:
 )
 def export_pollbook(slug: str, code: str, folder: Path) -> None:
     """Write who in circuit CODE of SLUG voted by SMS or USSD: a CSV and a page to print."""
-    with _database() as sessions:
+    with database() as sessions:
         book = pollbook(sessions, slug, code)
     csv_path, html_path = write_pollbook(book, folder)
     click.echo(f"{len(book.entries)} digital voters in circuit {code}: {csv_path}, {html_path}")
@@ -81,7 +61,7 @@ def actas_group() -> None:
 )
 def import_actas_command(slug: str, actas: Path, voters: Path) -> None:
     """Load ACTAS (circuit_code,table,option,votes) and the paper voters of SLUG, all or none."""
-    with _database() as sessions:
+    with database() as sessions:
         report = import_actas(sessions, slug, actas, voters)
     click.echo(
         f"imported {report.actas} acta rows from {report.tables} tables "
@@ -96,7 +76,7 @@ def import_actas_command(slug: str, actas: Path, voters: Path) -> None:
 )
 def combined_results_command(slug: str, style: str) -> None:
     """Print SLUG's results per circuit: digital, paper and total per option, and turnout."""
-    with _database() as sessions:
+    with database() as sessions:
         report = combined_results(sessions, slug)
     click.echo(RENDERERS[style](report).rstrip("\n"))
 
