@@ -24,6 +24,8 @@ from voting import grammar, rules
 from voting.model import Ballot, Consultation, Participation, Person
 from voting.receipts import PAPER_RECEIPT, new_receipt
 
+MAX_SHOWN_OPTIONS = 9  # numbers repeated back in the "ambiguous" reply
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -64,7 +66,11 @@ class Booth:
         if consultation is None:
             return Answer("no_consultation", (voice.say("no_consultation"),))
         if isinstance(parsed, grammar.Ambiguous):
-            options = ", ".join(map(str, parsed.options))
+            # The catalogue's budget holds nine numbers: a voter who sent dozens sees the first.
+            shown = parsed.options[:MAX_SHOWN_OPTIONS]
+            options = ", ".join(map(str, shown)) + (
+                ", ..." if len(parsed.options) > len(shown) else ""
+            )
             return Answer("ambiguous", (voice.say("ambiguous", options=options, example=3),))
         if isinstance(parsed, grammar.Unrecognised):
             return Answer("unrecognised", (voice.say("unrecognised"),))

@@ -127,7 +127,7 @@ def _chosen(state: State, context: Context, voter: Voter, ledger: Ledger) -> Sta
 
 
 def _id(state: State, context: Context, entry: str, say: Say, ledger: Ledger) -> State:
-    if entry == "0":
+    if entry in {"0", "00"}:  # back, or the main menu: a way out, never a wrong ID
         return replace(state, step="main")
     typed = normalise_national_id(entry)
     voter = next((v for v in context.voters if v.national_id == typed), None)

@@ -164,3 +164,14 @@ def test_with_ucs2_allowed_replies_keep_accents_and_record_the_cost(
         ).one()
     assert "Envía" in answer
     assert (encoding, segments) == ("UCS-2", 3)
+
+
+def test_a_message_with_dozens_of_numbers_gets_a_one_segment_question_back(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    [answer] = exchange(client, rt, ANA, "VOTO " + " ".join(str(n) for n in range(1, 40)))
+    with rt.sessions() as session:
+        billed = session.execute(select(OutboundRow.segments)).scalar_one()
+    assert "1, 2, 3, 4, 5, 6, 7, 8, 9, ..." in answer
+    assert billed == 1
+    assert outcomes(rt) == ["ambiguous"]

@@ -231,6 +231,10 @@ OPEN = [
     ),
     pytest.param(SHARED, ["1"], "id", es("ussd_ask_id"), id="a shared phone asks the ID"),
     pytest.param(
+        SHARED, ["1", "00"], "main", "1 Votar",
+        id="00 on the ID screen returns to the menu and is not a wrong ID",
+    ),
+    pytest.param(
         phone(require_id=True), ["1"], "id", es("ussd_ask_id"),
         id="a consultation that requires the ID asks it even of a phone with one person",
     ),
