@@ -20,6 +20,7 @@ from gateway.providers.base import (
     SendOutcome,
     SendResult,
     UssdHop,
+    at_most,
 )
 from gateway.providers.network import never_connected
 from gateway.settings import Settings
@@ -54,10 +55,8 @@ def parse_inbound(form: Mapping[str, str], received_at: datetime, region: str) -
     """The message in an inbound SMS callback, or BadRequestError naming what is wrong."""
     _require(form, ("id", "from", "to", "date"), "text")
     message_id, text = form["id"], form["text"]
-    if len(message_id) > MAX_ID_CHARS:
-        raise BadRequestError(f"id longer than {MAX_ID_CHARS} characters")
-    if len(text) > MAX_BODY_CHARS:
-        raise BadRequestError(f"text longer than {MAX_BODY_CHARS} characters")
+    at_most(message_id, MAX_ID_CHARS, "id")
+    at_most(text, MAX_BODY_CHARS, "text")
     return InboundMessage(
         provider=NAME,
         external_id=message_id,
@@ -89,10 +88,8 @@ def parse_ussd(form: Mapping[str, str], region: str) -> UssdHop:
     """One USSD hop; `text` is the whole path so far, inputs joined by `*`."""
     _require(form, ("sessionId", "phoneNumber", "serviceCode"), "text")
     text, session_id = form["text"], form["sessionId"]
-    if len(text) > MAX_USSD_TEXT_CHARS:
-        raise BadRequestError(f"text longer than {MAX_USSD_TEXT_CHARS} characters")
-    if len(session_id) > MAX_SESSION_ID_CHARS:
-        raise BadRequestError(f"sessionId longer than {MAX_SESSION_ID_CHARS} characters")
+    at_most(text, MAX_USSD_TEXT_CHARS, "text")
+    at_most(session_id, MAX_SESSION_ID_CHARS, "sessionId")
     return UssdHop(
         provider=NAME,
         session_id=session_id,

@@ -23,6 +23,13 @@ class BadRequestError(Exception):
     """The request is not a message we can accept; the text says why, for the 4xx body."""
 
 
+def at_most(value: str, limit: int, field: str) -> str:
+    """`value` unchanged, or BadRequestError naming the field that is too long."""
+    if len(value) > limit:
+        raise BadRequestError(f"{field} longer than {limit} characters")
+    return value
+
+
 class SendOutcome(StrEnum):
     SENT = "sent"  # the provider accepted it and gave us its ID
     RETRY = "retry"  # the provider did not take it (429, or no connection): safe to resend

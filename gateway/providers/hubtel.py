@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 
 from gateway.phones import to_e164
-from gateway.providers.base import BadRequestError, Screen, UssdHop
+from gateway.providers.base import BadRequestError, Screen, UssdHop, at_most
 
 NAME = "hubtel"
 USSD_TYPE = "application/json"
@@ -31,10 +31,8 @@ def parse_ussd(payload: Mapping[str, object], region: str = DEFAULT_REGION) -> U
     session_id, mobile = _text(payload, "SessionId"), _text(payload, "Mobile")
     message = _text(payload, "Message", required=kind == CONTINUES, may_be_empty=True)
     _check_sequence(payload.get("Sequence"))
-    if len(session_id) > MAX_SESSION_ID_CHARS:
-        raise BadRequestError(f"SessionId longer than {MAX_SESSION_ID_CHARS} characters")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise BadRequestError(f"Message longer than {MAX_MESSAGE_CHARS} characters")
+    at_most(session_id, MAX_SESSION_ID_CHARS, "SessionId")
+    at_most(message, MAX_MESSAGE_CHARS, "Message")
     return UssdHop(
         provider=NAME,
         session_id=session_id,

@@ -14,7 +14,7 @@ from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
 from gateway.phones import to_e164
-from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult
+from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult, at_most
 
 NAME = "twilio"
 ACKNOWLEDGEMENT = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -43,8 +43,7 @@ def parse_inbound(form: Mapping[str, str], received_at: datetime, region: str) -
     sid, body = form["MessageSid"], form["Body"]
     if not (sid.startswith(("SM", "MM")) and len(sid) == 34 and sid.isalnum()):
         raise BadRequestError("MessageSid is not a Twilio message SID")
-    if len(body) > MAX_BODY_CHARS:
-        raise BadRequestError(f"Body longer than {MAX_BODY_CHARS} characters")
+    at_most(body, MAX_BODY_CHARS, "Body")
     return InboundMessage(
         provider=NAME,
         external_id=sid,
