@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from gateway import privacy
 from gateway.db import make_engine, make_sessionmaker
 from gateway.settings import Settings
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         raise RuntimeError("REDIS_URL is not set (only `consulta demo` starts its own Redis)")
     if not settings.twilio_auth_token:
         raise RuntimeError("TWILIO_AUTH_TOKEN is not set: inbound signatures cannot be checked")
+    privacy.install(settings.secret)  # refuses to start without the secret
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     engine = make_engine(settings.database_url)

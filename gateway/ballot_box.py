@@ -9,7 +9,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway import privacy
 from gateway.models import (
+    CircuitRow,
     ConsultationRow,
     InboundRow,
     OptionRow,
@@ -48,17 +50,20 @@ def people_by_phone(
     session: Session, consultation_id: int, phones: Iterable[str]
 ) -> dict[str, list[Person]]:
     """Everyone registered on each phone, in one query for the whole batch."""
+    # The table holds keyed hashes: the query hashes the numbers we bind, and the rows come back
+    # with hashes, which we map back to the numbers we asked about.
+    by_digest = {privacy.digest(phone): phone for phone in set(phones)}
     rows = session.execute(
         select(PhoneRow.phone, PersonRow)
         .join(PersonRow, PersonRow.id == PhoneRow.person_id)
-        .where(PhoneRow.consultation_id == consultation_id, PhoneRow.phone.in_(set(phones)))
+        .where(PhoneRow.consultation_id == consultation_id, PhoneRow.phone.in_(by_digest.values()))
     )
     found: dict[str, list[Person]] = defaultdict(list)
-    for phone, person in rows:
-        found[phone].append(
+    for digest, person in rows:
+        found[by_digest[digest]].append(
             Person(
                 person.id,
-                person.national_id,
+                person.national_id_clear,
                 person.circuit_id,
                 person.birth_date,
                 person.language,
@@ -79,6 +84,13 @@ def ballots(session: Session, circuit_ids: Iterable[int]) -> dict[int, Ballot]:
     return {circuit_id: Ballot(circuit_id, titles) for circuit_id, titles in options.items()}
 
 
+def circuit_codes(session: Session, circuit_ids: Iterable[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(CircuitRow.id, CircuitRow.code).where(CircuitRow.id.in_(set(circuit_ids)))
+    )
+    return {circuit_id: code for circuit_id, code in rows}
+
+
 def standing_votes(
     session: Session, consultation_id: int, person_ids: Iterable[int]
 ) -> dict[int, Participation]:
@@ -88,7 +100,9 @@ def standing_votes(
             ParticipationRow.person_id.in_(set(person_ids)),
         )
     )
-    return {r.person_id: Participation(r.person_id, r.receipt, r.voted_at) for r in rows}
+    return {
+        r.person_id: Participation(r.person_id, r.receipt, r.voted_at, r.revision) for r in rows
+    }
 
 
 def standing_vote(session: Session, consultation_id: int, person_id: int) -> Participation:
@@ -114,7 +128,7 @@ def claim_first_vote(  # noqa: PLR0913
             voted_at=at,
             channel=channel,
         )
-        .returning(ParticipationRow.id)
+        .returning(ParticipationRow.person_id)
     )
     return session.execute(statement).first() is not None
 
@@ -122,15 +136,18 @@ def claim_first_vote(  # noqa: PLR0913
 def claim_replacement(
     session: Session, consultation_id: int, standing: Participation, receipt: str, at: datetime
 ) -> bool:
-    """Move the person's participation to the new receipt, if it still holds the old one."""
+    """Move the person's participation to the new receipt, if nobody moved it since we read it.
+
+    The receipt is sealed (it cannot be compared in SQL), so the guard is the revision counter.
+    """
     result = session.execute(
         update(ParticipationRow)
         .where(
             ParticipationRow.consultation_id == consultation_id,
             ParticipationRow.person_id == standing.person_id,
-            ParticipationRow.receipt == standing.receipt,
+            ParticipationRow.revision == standing.revision,
         )
-        .values(receipt=receipt, voted_at=at)
+        .values(receipt=receipt, voted_at=at, revision=standing.revision + 1)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -142,6 +159,7 @@ def cast(  # noqa: PLR0913
     option: int,
     receipt: str,
     at: datetime,
+    replaced_at: datetime | None = None,
 ) -> None:
     session.add(
         VoteRow(
@@ -150,6 +168,7 @@ def cast(  # noqa: PLR0913
             option=option,
             receipt=receipt,
             cast_at=at,
+            replaced_at=replaced_at,
         )
     )
 

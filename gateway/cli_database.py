@@ -9,6 +9,7 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import privacy
 from gateway.db import make_engine, make_sessionmaker
 from gateway.settings import Settings
 
@@ -23,7 +24,12 @@ def database(settings: Settings | None = None) -> Iterator[sessionmaker[Session]
     from gateway.imports import ImportRefused
     from gateway.lifecycle import TransitionRefused
 
-    engine = make_engine((settings or Settings.from_env()).database_url)
+    settings = settings or Settings.from_env()
+    try:
+        privacy.install(settings.secret)
+    except privacy.MissingSecret as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(settings.database_url)
     try:
         yield make_sessionmaker(engine)
     # LookupError: no such consultation or circuit.

@@ -57,8 +57,17 @@ def _demo_settings(settings: Settings) -> Settings:
         africastalking_secret=settings.africastalking_secret or secrets.token_urlsafe(12),
         hubtel_secret=settings.hubtel_secret or secrets.token_urlsafe(12),
         ussd_code=settings.ussd_code or "*123#",
+        secret=settings.secret or _kept_secret(VAR / "secret"),
         public_url=settings.public_url or f"http://127.0.0.1:{settings.port}",
     )
+
+
+def _kept_secret(path: Path) -> str:
+    """The demo's CONSULTA_SECRET, kept beside its database: a new one could not read old data."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _run(settings: Settings) -> None:
@@ -129,6 +138,7 @@ def _start_processes(settings: Settings) -> list[subprocess.Popen[bytes]]:
     env.update(
         REDIS_URL=settings.redis_url or "",
         DATABASE_URL=settings.database_url,
+        CONSULTA_SECRET=settings.secret or "",
         TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
         PUBLIC_URL=settings.public_url or "",
         AFRICASTALKING_SECRET=settings.africastalking_secret or "",

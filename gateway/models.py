@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gateway.privacy import Digest, Sealed, SealedDateTime
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC without a zone (SQLite has none) and always hands back an aware datetime."""
@@ -94,12 +96,16 @@ class OptionRow(Base):
 
 
 class PersonRow(Base):
+    """A registered person. The national ID is a keyed hash, plus a sealed copy for the pollbook."""
+
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("consultation_id", "national_id"),)
+    __table_args__ = (UniqueConstraint("consultation_id", "national_id_digest"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
-    national_id: Mapped[str] = mapped_column(String(16))
+    # Compare it with a clear ID in a query and the ID is hashed the same way on the way in.
+    national_id: Mapped[str] = mapped_column("national_id_digest", Digest())
+    national_id_clear: Mapped[str] = mapped_column("national_id_sealed", Sealed())
     circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
     birth_date: Mapped[date] = mapped_column(Date)
     language: Mapped[str | None] = mapped_column(String(8))  # from the registry, if given
@@ -108,14 +114,14 @@ class PersonRow(Base):
 class PhoneRow(Base):
     __tablename__ = "phones"
     __table_args__ = (
-        UniqueConstraint("person_id", "phone"),
-        Index("ix_phones_lookup", "consultation_id", "phone"),
+        UniqueConstraint("person_id", "phone_digest"),
+        Index("ix_phones_lookup", "consultation_id", "phone_digest"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    phone: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str] = mapped_column("phone_digest", Digest())
 
 
 class InboundRow(Base):
@@ -131,12 +137,13 @@ class InboundRow(Base):
     provider: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(8), default="sms")
-    sender: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[str] = mapped_column(String(32))
-    body: Mapped[str] = mapped_column(Text)
+    # Sealed: the worker must read the number back to reply, and the body may hold an ID.
+    sender: Mapped[str] = mapped_column("sender_sealed", Sealed())
+    recipient: Mapped[str] = mapped_column(String(32))  # our own number or short code
+    body: Mapped[str] = mapped_column("body_sealed", Sealed())
     # A USSD voter is shown their receipt when they confirm, before the worker stores the vote;
     # the worker then files the vote under this receipt.
-    receipt: Mapped[str | None] = mapped_column(String(16))
+    receipt: Mapped[str | None] = mapped_column("receipt_sealed", Sealed())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(8), default="pending")  # pending | done
@@ -146,16 +153,21 @@ class InboundRow(Base):
 
 
 class ParticipationRow(Base):
-    """Who voted. What they chose lives in `votes`, with no person in it."""
+    """Who voted. What they chose lives in `votes`, with no person in it.
+
+    Nothing here joins with `votes` without the key: the receipt and the time are sealed (a fresh
+    nonce each time, so they match nothing), and there is no serial ID whose order would line up
+    with the order of the votes.
+    """
 
     __tablename__ = "participations"
-    __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    receipt: Mapped[str] = mapped_column(String(16))
-    voted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    receipt: Mapped[str] = mapped_column("receipt_sealed", Sealed())
+    voted_at: Mapped[datetime] = mapped_column("voted_at_sealed", SealedDateTime())
+    # Bumped by every replacement under the `last` policy: the guard of the compare-and-set.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str] = mapped_column(String(8))  # sms | ussd | paper
     table_code: Mapped[str | None] = mapped_column(String(32))  # the voting table, for paper
 
@@ -166,11 +178,11 @@ class VoteRow(Base):
     __tablename__ = "votes"
     __table_args__ = (Index("ix_votes_count", "consultation_id", "circuit_id", "replaced_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # The receipt is the key: a serial ID would number votes in the order people voted.
+    receipt: Mapped[str] = mapped_column(String(16), primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
     circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"))
     option: Mapped[int] = mapped_column(Integer)
-    receipt: Mapped[str] = mapped_column(String(16), unique=True)
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
     replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -188,8 +200,9 @@ class OutboundRow(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     part: Mapped[int] = mapped_column(Integer, default=1)
     provider: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[str] = mapped_column(String(32))
-    body: Mapped[str] = mapped_column(Text)
+    # Sealed: the number, and a body that names the voter's choice and receipt.
+    recipient: Mapped[str] = mapped_column("recipient_sealed", Sealed())
+    body: Mapped[str] = mapped_column("body_sealed", Sealed())
     encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")  # what the carrier bills
     segments: Mapped[int] = mapped_column(Integer, default=1)
     # queued -> sending -> sent -> delivered | undelivered | failed; also outbox (no provider),
@@ -207,7 +220,7 @@ class PhonePreferenceRow(Base):
 
     __tablename__ = "phone_preferences"
 
-    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    phone: Mapped[str] = mapped_column("phone_digest", Digest(), primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -217,7 +230,7 @@ class OptOutRow(Base):
 
     __tablename__ = "opt_outs"
 
-    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    phone: Mapped[str] = mapped_column("phone_digest", Digest(), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -258,3 +271,33 @@ class ActaRow(Base):
     table_code: Mapped[str] = mapped_column(String(32))
     option: Mapped[int] = mapped_column(Integer)
     votes: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntryRow(Base):
+    """One link of a consultation's hash chain: every stored vote and every operator action.
+
+    `digest` is SHA-256 over the previous entry's digest and this entry's canonical JSON, so an
+    edit, a deletion or a swap breaks every link after it. No phone and no national ID appear.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (UniqueConstraint("consultation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, 3 ... within the consultation
+    kind: Mapped[str] = mapped_column(String(24))  # vote | replace | operator
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    previous: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The last link of each chain. Appending locks this row, so writers take turns."""
+
+    __tablename__ = "audit_heads"
+
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str] = mapped_column(String(64))

@@ -82,7 +82,7 @@ def _digital_voters(
     # Every channel but paper, so that a digital channel added later is listed too: leaving
     # someone off this list is what would let them vote twice.
     rows = session.execute(
-        select(PersonRow.national_id, ParticipationRow.voted_at, ParticipationRow.channel)
+        select(PersonRow.national_id_clear, ParticipationRow.voted_at, ParticipationRow.channel)
         .join(PersonRow, PersonRow.id == ParticipationRow.person_id)
         .where(
             ParticipationRow.consultation_id == consultation_id,

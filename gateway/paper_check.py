@@ -169,7 +169,9 @@ def registered(
 ) -> dict[str, tuple[int, int, date]]:
     """national ID -> (person id, circuit id, birth date) for those in the registry."""
     rows = session.execute(
-        select(PersonRow.national_id, PersonRow.id, PersonRow.circuit_id, PersonRow.birth_date)
+        select(
+            PersonRow.national_id_clear, PersonRow.id, PersonRow.circuit_id, PersonRow.birth_date
+        )
         .where(PersonRow.consultation_id == consultation_id)
         .where(PersonRow.national_id.in_(national_ids))
     )

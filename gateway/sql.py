@@ -26,4 +26,6 @@ def upsert(session: Session, table: Any, values: dict[str, Any], key: str) -> No
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).values(**values)
     changes = {name: statement.excluded[name] for name in values if name != key}
-    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+    # The attribute, not its name: the column behind it may be named otherwise (phone_digest).
+    conflict = [getattr(table, key)]
+    session.execute(statement.on_conflict_do_update(index_elements=conflict, set_=changes))

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import text
 
+from gateway import privacy
 from gateway.app import create_app
 from gateway.migrate import upgrade
 from gateway.models import Base
@@ -21,6 +22,13 @@ from workers import runtime
 
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_URL = "https://consulta.example.org"
+SECRET = "test-secret-for-hashing-and-sealing-personal-data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _privacy_keys() -> None:
+    """Every process that touches personal data installs the keys; so does the test process."""
+    privacy.install(SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +90,7 @@ def redis(redis_url: str) -> Iterator[Redis]:
 def settings(database_url: str, redis_url: str, redis: Redis) -> Settings:
     return Settings(
         database_url=database_url,
+        secret=SECRET,
         redis_url=redis_url,
         twilio_auth_token=AUTH_TOKEN,
         public_url=PUBLIC_URL,

@@ -59,3 +59,4 @@ class Participation:
     person_id: int
     receipt: str
     voted_at: datetime
+    revision: int = 0  # how many times the `last` policy has replaced it

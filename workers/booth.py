@@ -7,13 +7,15 @@ choices) is read in a few queries for the whole batch, not per message.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from gateway import ballot_box
+from gateway import audit, ballot_box, privacy
 from gateway.models import InboundRow, OptOutRow, PhonePreferenceRow, utcnow
 from gateway.settings import Settings
 from gateway.sql import insert_ignoring_conflicts, upsert
@@ -38,17 +40,27 @@ class Booth:
         self.session = session
         self.settings = settings
         self.senders = {m.sender for m in messages}
-        # One query each for the whole batch: who opted out, and who chose a language.
-        self.opted_out = set(
-            session.scalars(select(OptOutRow.phone).where(OptOutRow.phone.in_(self.senders)))
-        )
+        # One query each for the whole batch: who opted out, and who chose a language. Both
+        # tables hold keyed hashes of the numbers; map them back to the numbers of this batch.
+        by_digest = {privacy.digest(sender): sender for sender in self.senders}
+        self.opted_out = {
+            by_digest[d]
+            for d in session.scalars(
+                select(OptOutRow.phone).where(OptOutRow.phone.in_(self.senders))
+            )
+        }
         chosen = select(PhonePreferenceRow.phone, PhonePreferenceRow.language)
-        self.languages = dict(
-            session.execute(chosen.where(PhonePreferenceRow.phone.in_(self.senders))).all()
-        )
+        self.languages = {
+            by_digest[d]: language
+            for d, language in session.execute(
+                chosen.where(PhonePreferenceRow.phone.in_(self.senders))
+            )
+        }
         self.people: dict[int, dict[str, list[Person]]] = {}
         self.ballots: dict[int, Ballot] = {}
+        self.circuit_codes: dict[int, str] = {}
         self.standing: dict[int, dict[int, Participation]] = {}
+        self.ballot_box = PendingVotes()
 
     def may_reply(self, sender: str) -> bool:
         """Never to a number that opted out, nor to an address that is not a phone number."""
@@ -118,6 +130,7 @@ class Booth:
         """Whether the vote behind a receipt counts; never which option it was."""
         if code is None:
             return Answer("receipt", (voice.say("receipt_unreadable"),))
+        self.ballot_box.store(self.session)  # a vote of this very batch is a vote too
         found = ballot_box.receipt_status(self.session, code)
         if found is None:
             return Answer("receipt", (voice.say("receipt_unknown", receipt=code),))
@@ -189,7 +202,9 @@ class Booth:
         people = ballot_box.people_by_phone(self.session, consultation_id, self.senders)
         everyone = [p for on_phone in people.values() for p in on_phone]
         self.people[consultation_id] = people
-        self.ballots.update(ballot_box.ballots(self.session, {p.circuit_id for p in everyone}))
+        circuits = {p.circuit_id for p in everyone}
+        self.ballots.update(ballot_box.ballots(self.session, circuits))
+        self.circuit_codes.update(ballot_box.circuit_codes(self.session, circuits))
         self.standing[consultation_id] = ballot_box.standing_votes(
             self.session, consultation_id, [p.id for p in everyone]
         )
@@ -210,11 +225,81 @@ class Booth:
             )
         if not won:
             return False
-        if accepted.replaces is not None:
-            ballot_box.retire(session, accepted.replaces.receipt, at)
-        ballot_box.cast(session, consultation.id, person.circuit_id, accepted.option, receipt, at)
-        self.standing[consultation.id][person.id] = Participation(person.id, receipt, at)
+        vote = CastVote(
+            consultation.id, person.circuit_id, self.circuit_codes.get(person.circuit_id, "?"),
+            accepted.option, receipt, at,
+        )  # fmt: skip
+        if accepted.replaces is None:
+            self.ballot_box.cast(vote)
+            revision = 0
+        else:
+            self.ballot_box.replace(session, accepted.replaces.receipt, vote)
+            revision = accepted.replaces.revision + 1
+        self.standing[consultation.id][person.id] = Participation(person.id, receipt, at, revision)
         return True
+
+
+@dataclass
+class CastVote:
+    consultation_id: int
+    circuit_id: int
+    circuit_code: str
+    option: int
+    receipt: str
+    at: datetime
+    replaces: str | None = None
+    replaced_at: datetime | None = None
+
+
+class PendingVotes:
+    """The batch's votes, held back and then written in a shuffled order with their log entries.
+
+    Participations are written as they are judged (their unique key is the judge). Votes wait
+    until the end of the batch and go in at random: so neither the order of the rows in `votes`
+    nor the order of the audit log lines up with the order in which people voted.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, CastVote] = {}
+
+    def cast(self, vote: CastVote) -> None:
+        self.pending[vote.receipt] = vote
+
+    def replace(self, session: Session, old_receipt: str, vote: CastVote) -> None:
+        vote.replaces = old_receipt
+        earlier = self.pending.get(old_receipt)
+        if earlier is not None:  # replaced within this very batch
+            earlier.replaced_at = vote.at
+        else:
+            ballot_box.retire(session, old_receipt, vote.at)
+        self.pending[vote.receipt] = vote
+
+    def store(self, session: Session) -> None:
+        """Write the held votes and chain them into each consultation's audit log."""
+        votes = list(self.pending.values())
+        self.pending.clear()
+        secrets.SystemRandom().shuffle(votes)
+        now = utcnow()
+        for vote in votes:
+            ballot_box.cast(
+                session, vote.consultation_id, vote.circuit_id, vote.option, vote.receipt,
+                vote.at, replaced_at=vote.replaced_at,
+            )  # fmt: skip
+        for consultation_id in sorted({v.consultation_id for v in votes}):
+            entries = [_audit_entry(v, now) for v in votes if v.consultation_id == consultation_id]
+            audit.append_many(session, consultation_id, entries)
+
+
+def _audit_entry(vote: CastVote, now: datetime) -> tuple[str, dict[str, object], datetime]:
+    """What the log says about a vote: no person, no phone, no time finer than the batch's."""
+    payload: dict[str, object] = {
+        "receipt": vote.receipt,
+        "circuit": vote.circuit_code,
+        "option": vote.option,
+    }
+    if vote.replaces is None:
+        return ("vote", payload, now)
+    return ("replace", {**payload, "replaces": vote.replaces}, now)
 
 
 def _rejection(

@@ -64,6 +64,7 @@ def handle_batch(session: Session, messages: list[InboundRow], settings: Setting
                 _reply_row(message, part, text, now)
                 for part, text in enumerate(answer.texts, start=1)
             ]
+    booth.ballot_box.store(session)
     session.add_all(outbound)
     session.flush()
     return [row.id for row in outbound]

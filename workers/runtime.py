@@ -14,6 +14,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import privacy
 from gateway.db import make_engine, make_sessionmaker
 from gateway.settings import Settings
 
@@ -29,6 +30,7 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (only `consulta demo` starts its own Redis)")
+        privacy.install(settings.secret)  # refuses to start without the secret
         engine = make_engine(settings.database_url)
         return cls(settings, engine, make_sessionmaker(engine), Redis.from_url(settings.redis_url))
 

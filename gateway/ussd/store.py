@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 from redis import Redis
 
+from gateway import privacy
 from gateway.ussd.menu import Context, State, Voter
 
 
@@ -26,7 +27,7 @@ def _session_key(provider: str, session_id: str) -> str:
 
 
 def _resume_key(phone: str) -> str:
-    return f"consulta:ussd:resume:{phone}"
+    return f"consulta:ussd:resume:{privacy.digest(phone)}"  # no number in clear in Redis
 
 
 def load(redis: Redis, provider: str, session_id: str) -> Session | None:

@@ -12,9 +12,11 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import privacy
 from gateway.cli import main
 from gateway.db import make_engine, make_sessionmaker
 from gateway.models import CircuitRow, ConsultationRow, PersonRow, PhoneRow
+from tests.conftest import SECRET
 
 SLUG = "cpn-2026"
 WINDOW = ["--opens", "2026-03-08T07:00", "--closes", "2026-03-08T18:00"]
@@ -32,7 +34,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def consulta(database_url: str) -> CliRunner:
-    return CliRunner(env={"DATABASE_URL": database_url})
+    return CliRunner(env={"DATABASE_URL": database_url, "CONSULTA_SECRET": SECRET})
 
 
 def run(runner: CliRunner, *args: str) -> Result:
@@ -150,7 +152,8 @@ def test_ballots_registry_and_results_run_end_to_end(
     registered = run(consulta, "registry", "import", SLUG, registry)
     assert (registered.exit_code, registered.stdout) == (0, "imported 1 people and 1 phones\n")
     with sessions() as session:
-        assert session.scalar(select(PhoneRow.phone)) == "+584141234567"
+        # Stored as a keyed hash of the number in E.164.
+        assert session.scalar(select(PhoneRow.phone)) == privacy.digest("+584141234567")
     document = json.loads(run(consulta, "results", SLUG, "--format", "json").stdout)
     assert [(c["code"], c["eligible"], c["votes"]) for c in document["circuits"]] == [("C1", 1, 0)]
     rules = ("status", "winners_per_circuit", "tie_break", "quorum")
@@ -218,7 +221,8 @@ def test_an_unknown_consultation_is_a_clear_error(
 
 
 def test_a_database_that_was_never_migrated_gets_a_hint_not_a_traceback(tmp_path: Path) -> None:
-    runner = CliRunner(env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    runner = CliRunner(env={"DATABASE_URL": empty, "CONSULTA_SECRET": SECRET})
     result = run(runner, "consultation", "list")
     assert result.exit_code == 1
     assert "consulta db upgrade" in result.stderr

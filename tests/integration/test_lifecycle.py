@@ -16,6 +16,7 @@ from gateway.cli import main
 from gateway.db import make_engine, make_sessionmaker
 from gateway.lifecycle import TransitionRefused, cli_actor, transition
 from gateway.models import ConsultationRow, OperatorActionRow, VoteRow
+from tests.conftest import SECRET
 from tests.integration.test_sms_pipeline import post_sms, replies_to
 from tests.support.factories import seed
 from tests.support.pipeline import drain
@@ -36,7 +37,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def consulta(database_url: str) -> CliRunner:
-    return CliRunner(env={"DATABASE_URL": database_url})
+    return CliRunner(env={"DATABASE_URL": database_url, "CONSULTA_SECRET": SECRET})
 
 
 def run(runner: CliRunner, *args: str) -> Result:

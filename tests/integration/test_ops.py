@@ -25,7 +25,7 @@ from gateway.ops.count import leaders
 from gateway.ops.sqltime import quantile
 from gateway.queues import INTAKE_QUEUE
 from gateway.settings import Settings
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL, SECRET
 from tests.support.factories import seed
 from tests.support.pipeline import drain
 from tests.support.twilio_requests import inbound_form, signed_headers
@@ -511,7 +511,7 @@ def add_operator(cli: CliRunner, name: str, role: str, typed: str, stdin: bool =
 def test_operators_add_stores_a_hash_and_refuses_duplicates_and_short_passwords(
     database_url: str, rt: Runtime
 ) -> None:
-    cli = CliRunner(env={"DATABASE_URL": database_url})
+    cli = CliRunner(env={"DATABASE_URL": database_url, "CONSULTA_SECRET": SECRET})
     added = add_operator(cli, "maria", "operator", f"{PASSWORD}\n")
     assert added.exit_code == 0, added.output
     prompted = add_operator(cli, "ana", "admin", f"{PASSWORD}\n{PASSWORD}\n", stdin=False)

@@ -68,6 +68,7 @@ def seed(  # noqa: PLR0913 - a builder: every argument has a sensible default
             person = PersonRow(
                 consultation_id=consultation.id,
                 national_id=national_id,
+                national_id_clear=national_id,
                 circuit_id=seeded.circuits[code],
                 birth_date=birth,
             )

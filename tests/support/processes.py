@@ -25,6 +25,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=settings.database_url,
+        CONSULTA_SECRET=settings.secret or "",
         REDIS_URL=settings.redis_url or "",
         TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
         PUBLIC_URL=settings.public_url or "",

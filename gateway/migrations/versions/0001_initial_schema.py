@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 00:39:57.140418
+Create Date: 2026-11-30 02:02:59.835636
 """
 
 import sqlalchemy as sa
@@ -52,16 +52,44 @@ def upgrade() -> None:
     )
     op.create_table(
         "opt_outs",
-        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("phone_digest", sa.String(length=32), nullable=False),
         sa.Column("at", gateway.models.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("phone"),
+        sa.PrimaryKeyConstraint("phone_digest"),
     )
     op.create_table(
         "phone_preferences",
-        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("phone_digest", sa.String(length=32), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("updated_at", gateway.models.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("phone"),
+        sa.PrimaryKeyConstraint("phone_digest"),
+    )
+    op.create_table(
+        "audit_heads",
+        sa.Column("consultation_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+        ),
+        sa.PrimaryKeyConstraint("consultation_id"),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("consultation_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("at", gateway.models.UTCDateTime(), nullable=False),
+        sa.Column("previous", sa.String(length=64), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["consultation_id"],
+            ["consultations.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("consultation_id", "seq"),
     )
     op.create_table(
         "circuits",
@@ -82,10 +110,10 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("external_id", sa.String(length=64), nullable=False),
         sa.Column("channel", sa.String(length=8), nullable=False),
-        sa.Column("sender", sa.String(length=32), nullable=False),
+        sa.Column("sender_sealed", sa.Text(), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("receipt", sa.String(length=16), nullable=True),
+        sa.Column("body_sealed", sa.Text(), nullable=False),
+        sa.Column("receipt_sealed", sa.Text(), nullable=True),
         sa.Column("received_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("enqueued_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
@@ -154,8 +182,8 @@ def upgrade() -> None:
         sa.Column("inbound_id", sa.Integer(), nullable=True),
         sa.Column("part", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
-        sa.Column("recipient", sa.String(length=32), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("recipient_sealed", sa.Text(), nullable=False),
+        sa.Column("body_sealed", sa.Text(), nullable=False),
         sa.Column("encoding", sa.String(length=8), nullable=False),
         sa.Column("segments", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
@@ -179,7 +207,8 @@ def upgrade() -> None:
         "people",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("consultation_id", sa.Integer(), nullable=False),
-        sa.Column("national_id", sa.String(length=16), nullable=False),
+        sa.Column("national_id_digest", sa.String(length=32), nullable=False),
+        sa.Column("national_id_sealed", sa.Text(), nullable=False),
         sa.Column("circuit_id", sa.Integer(), nullable=False),
         sa.Column("birth_date", sa.Date(), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=True),
@@ -192,18 +221,17 @@ def upgrade() -> None:
             ["consultations.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("consultation_id", "national_id"),
+        sa.UniqueConstraint("consultation_id", "national_id_digest"),
     )
     with op.batch_alter_table("people", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_people_circuit_id"), ["circuit_id"], unique=False)
 
     op.create_table(
         "votes",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("receipt", sa.String(length=16), nullable=False),
         sa.Column("consultation_id", sa.Integer(), nullable=False),
         sa.Column("circuit_id", sa.Integer(), nullable=False),
         sa.Column("option", sa.Integer(), nullable=False),
-        sa.Column("receipt", sa.String(length=16), nullable=False),
         sa.Column("cast_at", gateway.models.UTCDateTime(), nullable=False),
         sa.Column("replaced_at", gateway.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -214,8 +242,7 @@ def upgrade() -> None:
             ["consultation_id"],
             ["consultations.id"],
         ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("receipt"),
+        sa.PrimaryKeyConstraint("receipt"),
     )
     with op.batch_alter_table("votes", schema=None) as batch_op:
         batch_op.create_index(
@@ -224,11 +251,11 @@ def upgrade() -> None:
 
     op.create_table(
         "participations",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("consultation_id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("receipt", sa.String(length=16), nullable=False),
-        sa.Column("voted_at", gateway.models.UTCDateTime(), nullable=False),
+        sa.Column("receipt_sealed", sa.Text(), nullable=False),
+        sa.Column("voted_at_sealed", sa.Text(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=8), nullable=False),
         sa.Column("table_code", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
@@ -239,15 +266,14 @@ def upgrade() -> None:
             ["person_id"],
             ["people.id"],
         ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("consultation_id", "person_id"),
+        sa.PrimaryKeyConstraint("consultation_id", "person_id"),
     )
     op.create_table(
         "phones",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("consultation_id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("phone", sa.String(length=20), nullable=False),
+        sa.Column("phone_digest", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(
             ["consultation_id"],
             ["consultations.id"],
@@ -257,10 +283,10 @@ def upgrade() -> None:
             ["people.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("person_id", "phone"),
+        sa.UniqueConstraint("person_id", "phone_digest"),
     )
     with op.batch_alter_table("phones", schema=None) as batch_op:
-        batch_op.create_index("ix_phones_lookup", ["consultation_id", "phone"], unique=False)
+        batch_op.create_index("ix_phones_lookup", ["consultation_id", "phone_digest"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -292,6 +318,8 @@ def downgrade() -> None:
 
     op.drop_table("inbound_messages")
     op.drop_table("circuits")
+    op.drop_table("audit_log")
+    op.drop_table("audit_heads")
     op.drop_table("phone_preferences")
     op.drop_table("opt_outs")
     op.drop_table("operators")
