@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from gateway.inbound import hand_to_queue, move_reply_status, record_inbound
+from gateway import flood
+from gateway.inbound import accept, move_reply_status
 from gateway.models import utcnow
 from gateway.providers import africastalking
 from gateway.providers.base import BadRequestError
@@ -32,9 +33,9 @@ def inbound(secret: str) -> Response:
         )
     except BadRequestError as error:
         abort(400, str(error))
-    inbound_id = record_inbound(state, message)
-    if inbound_id is not None:
-        hand_to_queue(state, inbound_id)
+    # Before the database, and acknowledged either way: AT retries anything but a 2xx.
+    if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
+        accept(state, message)
     return Response(africastalking.ACKNOWLEDGEMENT, mimetype=africastalking.ACKNOWLEDGEMENT_TYPE)
 
 

@@ -88,7 +88,7 @@ def circuit_codes(session: Session, circuit_ids: Iterable[int]) -> dict[int, str
     rows = session.execute(
         select(CircuitRow.id, CircuitRow.code).where(CircuitRow.id.in_(set(circuit_ids)))
     )
-    return {circuit_id: code for circuit_id, code in rows}
+    return {row[0]: row[1] for row in rows}
 
 
 def standing_votes(

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
+from gateway import inbox
 from gateway.app import WebState
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers.base import InboundMessage
@@ -21,6 +22,24 @@ from gateway.queues import INTAKE_LIST
 from gateway.sql import insert_ignoring_conflicts_on
 
 log = logging.getLogger(__name__)
+
+
+def accept(state: WebState, message: InboundMessage) -> None:
+    """Make the message safe, by the configured path, before the caller answers 2xx.
+
+    ACK_AFTER=redis: into the Redis inbox, or, if Redis refuses, straight into the database.
+    ACK_AFTER=database: committed to the database, then its ID handed to the queue.
+    Either way, if neither store takes it the request ends in a 503 and the provider retries.
+    """
+    if state.settings.ack_after == "redis":
+        try:
+            inbox.put(state.redis, message)
+            return
+        except RedisError:
+            log.warning("redis unavailable: message written to the database instead")
+    inbound_id = record_inbound(state, message)
+    if inbound_id is not None:
+        hand_to_queue(state, inbound_id)
 
 
 def record_inbound(state: WebState, message: InboundMessage) -> int | None:

@@ -34,7 +34,7 @@ DIGEST_LENGTH = 32  # hex characters: 128 bits of an HMAC-SHA256 is plenty again
 _NONCE_BYTES = 12
 
 
-class MissingSecret(RuntimeError):
+class MissingSecretError(RuntimeError):
     """Raised when personal data would be stored without a key to protect it."""
 
 
@@ -46,7 +46,7 @@ class Keys:
     @classmethod
     def from_secret(cls, secret: str | None) -> Keys:
         if not secret or len(secret) < MIN_SECRET_LENGTH:
-            raise MissingSecret(
+            raise MissingSecretError(
                 f"CONSULTA_SECRET must be set to at least {MIN_SECRET_LENGTH} characters: it keys "
                 "the hashes and the encryption of phone numbers and national IDs "
                 "(generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
@@ -81,7 +81,7 @@ def install(secret: str | None) -> Keys:
     global _installed
     keys = Keys.from_secret(secret)
     if _installed is not None and _installed != keys:
-        raise MissingSecret("a different CONSULTA_SECRET is already installed in this process")
+        raise MissingSecretError("a different CONSULTA_SECRET is already installed in this process")
     _installed = keys
     return keys
 
@@ -94,7 +94,9 @@ def uninstall() -> None:
 
 def keys() -> Keys:
     if _installed is None:
-        raise MissingSecret("no CONSULTA_SECRET installed: personal data cannot be read or stored")
+        raise MissingSecretError(
+            "no CONSULTA_SECRET installed: personal data cannot be read or stored"
+        )
     return _installed
 
 

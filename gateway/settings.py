@@ -8,11 +8,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_SQLITE = "sqlite:///var/consulta.db"
+ACK_AFTER = ("database", "redis")
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_SQLITE
+    # Keys the hashes and the encryption of phone numbers and national IDs. Required: nothing that
+    # stores or reads personal data starts without it (`consulta demo` makes one under ./var).
+    secret: str | None = None
     redis_url: str | None = None  # None: only `consulta demo` may start an embedded server
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -23,6 +33,11 @@ class Settings:
     default_region: str = "VE"
     port: int = 8000
     batch_size: int = 200  # inbound messages per worker job and per commit
+    # When the provider gets its 2xx: once the message is committed to the database (one commit
+    # per message), or once it is in Redis's inbox (Redis must run with appendfsync always), from
+    # which workers write whole batches. See "Running it in production" in the README.
+    ack_after: str = "database"
+    batch_linger_ms: int = 20  # how long a worker waits for a batch to fill, at a low rate
     sweep_after_seconds: int = 30  # an acknowledged message still pending this long is re-queued
     max_body_bytes: int = 16 * 1024  # Twilio's largest inbound form is about 5 KB
     # Replies are transliterated to GSM-7 (one segment, half the price) unless this is set.
@@ -39,12 +54,28 @@ class Settings:
     africastalking_api_base_url: str | None = None  # tests point this at a local server
     ussd_session_seconds: int = 180  # how long a USSD session (and its menu position) lives
     ussd_resume_seconds: int = 300  # a dropped voter who redials within this resumes
+    # Flood control at the webhooks (gateway/flood.py); 0 turns a limit off. A voter sends a
+    # handful of messages; past these a sender's messages are acknowledged but not stored.
+    flood_per_sender_per_minute: int = 10
+    flood_per_sender_per_hour: int = 60
+    # A USSD hop is one keystroke: a session with a paged ballot takes a dozen or more.
+    flood_ussd_hops_per_minute: int = 30
+    flood_ussd_hops_per_hour: int = 300
+    # All senders together: a breaker that keeps the database writable, far above a real peak.
+    flood_overall_per_second: int = 3000
+    # Replies sent to one number in any hour; more are recorded as `capped` and not sent (0: no
+    # cap). A voter's busiest hour (AYUDA, OPCIONES in 3 parts, VOTO, ESTADO, RECIBO) is 7.
+    reply_cap_per_hour: int = 8
+    # ISO regions replies may go to; others are recorded as `blocked`. Empty: DEFAULT_REGION
+    # only. "*": anywhere.
+    allowed_countries: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         given = {
             "database_url": env.get("DATABASE_URL") or DEFAULT_SQLITE,
+            "secret": env.get("CONSULTA_SECRET") or None,
             "redis_url": env.get("REDIS_URL") or None,
             "twilio_account_sid": env.get("TWILIO_ACCOUNT_SID") or None,
             "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
@@ -55,6 +86,8 @@ class Settings:
             "default_region": env.get("DEFAULT_REGION") or "VE",
             "port": int(env.get("PORT") or 8000),
             "batch_size": int(env.get("BATCH_SIZE") or 200),
+            "ack_after": _choice(env.get("ACK_AFTER") or "database", "ACK_AFTER", ACK_AFTER),
+            "batch_linger_ms": int(env.get("BATCH_LINGER_MS") or 20),
             "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
             "allow_ucs2": (env.get("ALLOW_UCS2") or "").lower() in {"1", "true", "yes"},
             "ussd_code": env.get("USSD_CODE") or None,
@@ -71,6 +104,17 @@ class Settings:
             "africastalking_api_base_url": env.get("AFRICASTALKING_API_BASE_URL") or None,
             "ussd_session_seconds": int(env.get("USSD_SESSION_SECONDS") or 180),
             "ussd_resume_seconds": int(env.get("USSD_RESUME_SECONDS") or 300),
+            "flood_per_sender_per_minute": int(env.get("FLOOD_PER_SENDER_PER_MINUTE") or 10),
+            "flood_per_sender_per_hour": int(env.get("FLOOD_PER_SENDER_PER_HOUR") or 60),
+            "flood_ussd_hops_per_minute": int(env.get("FLOOD_USSD_HOPS_PER_MINUTE") or 30),
+            "flood_ussd_hops_per_hour": int(env.get("FLOOD_USSD_HOPS_PER_HOUR") or 300),
+            "flood_overall_per_second": int(env.get("FLOOD_OVERALL_PER_SECOND") or 3000),
+            "reply_cap_per_hour": int(env.get("REPLY_CAP_PER_HOUR") or 8),
+            "allowed_countries": tuple(
+                part.strip().upper()
+                for part in (env.get("ALLOWED_COUNTRIES") or "").split(",")
+                if part.strip()
+            ),
         }
         return cls(**given)  # type: ignore[arg-type]
 
@@ -81,6 +125,13 @@ class Settings:
     def sends_through_twilio(self) -> bool:
         """Without an account SID replies go to the local outbox, where the demo shows them."""
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def reply_regions(self) -> frozenset[str] | None:
+        """The regions replies may go to; None for anywhere."""
+        if "*" in self.allowed_countries:
+            return None
+        return frozenset(self.allowed_countries or (self.default_region.upper(),))
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite:///"

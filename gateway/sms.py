@@ -7,7 +7,8 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from gateway.inbound import hand_to_queue, move_reply_status, record_inbound
+from gateway import flood
+from gateway.inbound import accept, move_reply_status
 from gateway.models import utcnow
 from gateway.providers import twilio
 from gateway.providers.base import BadRequestError
@@ -24,9 +25,10 @@ def twilio_inbound() -> Response:
         message = twilio.parse_inbound(request.form, utcnow(), state.settings.default_region)
     except BadRequestError as error:
         abort(400, str(error))
-    inbound_id = record_inbound(state, message)
-    if inbound_id is not None:
-        hand_to_queue(state, inbound_id)
+    # Before the database: a flood costs one Redis round trip a message, and still gets its 200
+    # so that Twilio does not retry it.
+    if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
+        accept(state, message)
     return Response(twilio.ACKNOWLEDGEMENT, mimetype=twilio.ACKNOWLEDGEMENT_TYPE)
 
 

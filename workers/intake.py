@@ -14,10 +14,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import ballot_box
+from gateway import ballot_box, inbox
 from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
+from gateway.providers.base import InboundMessage
 from gateway.settings import Settings
+from gateway.sql import insert_ignoring_conflicts_on
 from messages.voice import cost
 from voting import rules
 from workers import runtime
@@ -33,6 +35,48 @@ def process_inbound(inbound_ids: list[int]) -> dict[str, int]:
         reply_ids = handle_batch(session, messages, rt.settings)
     enqueue_replies(rt, reply_ids)
     return {"processed": len(messages), "replies": len(reply_ids)}
+
+
+def process_inbox_batch(batch: str) -> dict[str, int]:
+    """RQ job: write a batch from the Redis inbox to the database and judge it, in one commit.
+
+    Run twice, the second run inserts nothing (the unique key) and so judges nothing.
+    """
+    rt = runtime.current()
+    arrived = inbox.read_batch(rt.redis, batch)
+    with transaction(rt.sessions) as session:
+        new_ids = record_batch(session, arrived)
+        messages = claim_pending(session, new_ids)
+        reply_ids = handle_batch(session, messages, rt.settings)
+    inbox.finish_batch(rt.redis, batch)
+    enqueue_replies(rt, reply_ids)
+    return {"arrived": len(arrived), "processed": len(messages), "replies": len(reply_ids)}
+
+
+def record_batch(session: Session, arrived: list[InboundMessage]) -> list[int]:
+    """Insert the messages not seen before, in one statement; the IDs of those that were new."""
+    unique = {(m.provider, m.external_id): m for m in arrived}
+    if not unique:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "provider": m.provider,
+            "external_id": m.external_id,
+            "channel": m.channel,
+            "sender": m.sender,
+            "recipient": m.recipient,
+            "body": m.body,
+            "receipt": m.receipt,
+            "received_at": m.received_at,
+            "enqueued_at": now,
+            "status": "pending",
+        }
+        for m in unique.values()
+    ]
+    dialect = session.get_bind().dialect.name
+    statement = insert_ignoring_conflicts_on(dialect, InboundRow).values(rows)
+    return list(session.scalars(statement.returning(InboundRow.id)))
 
 
 def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[InboundRow]:

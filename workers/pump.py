@@ -10,15 +10,17 @@ any reply still waiting is queued again. Running a message twice is harmless by 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from rq import Retry
 from sqlalchemy import select, update
 
+from gateway import inbox
 from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.queues import INTAKE_LIST, INTAKE_QUEUE
 from workers import runtime
-from workers.intake import process_inbound
+from workers.intake import process_inbound, process_inbox_batch
 from workers.replies import RETRY_DELAYS, enqueue_replies
 
 SWEEP_LIMIT = 5000  # rows per sweep pass: a backlog is recovered over several passes
@@ -32,12 +34,43 @@ def push_for_intake(rt: runtime.Runtime, inbound_ids: list[int]) -> None:
 
 
 def pump_once(rt: runtime.Runtime, wait_seconds: float = 1.0) -> int:
-    """Move one batch of waiting IDs into one intake job; 0 if none came within the wait."""
-    first = rt.redis.blpop([INTAKE_LIST], timeout=wait_seconds)
+    """Move one batch into one intake job; 0 if nothing came within the wait.
+
+    With ACK_AFTER=redis the messages themselves wait in the inbox (and the ID list only holds
+    what the database took while Redis was away); otherwise the ID list is all there is.
+    """
+    if rt.settings.ack_after == "redis":
+        return _pump_ids(rt, wait_seconds=0) + _pump_inbox(rt, wait_seconds)
+    return _pump_ids(rt, wait_seconds)
+
+
+def _pump_inbox(rt: runtime.Runtime, wait_seconds: float) -> int:
+    settings = rt.settings
+    linger = settings.batch_linger_ms / 1000
+    batch = inbox.take_batch(rt.redis, settings.batch_size, wait_seconds, linger)
+    if batch is None:
+        return 0
+    _enqueue_inbox_batch(rt, batch)
+    return 1
+
+
+def _enqueue_inbox_batch(rt: runtime.Runtime, batch: str) -> None:
+    rt.queue(INTAKE_QUEUE).enqueue(
+        process_inbox_batch, batch, retry=INTAKE_RETRY, result_ttl=300, failure_ttl=7 * 86400
+    )
+
+
+def _pump_ids(rt: runtime.Runtime, wait_seconds: float) -> int:
+    first: Any
+    if wait_seconds > 0:
+        popped = rt.redis.blpop([INTAKE_LIST], timeout=wait_seconds)
+        first = None if popped is None else popped[1]
+    else:
+        first = rt.redis.lpop(INTAKE_LIST)
     if first is None:
         return 0
     rest = rt.redis.lpop(INTAKE_LIST, rt.settings.batch_size - 1) or []
-    ids = [int(first[1])] + [int(raw) for raw in rest]
+    ids = [int(first)] + [int(raw) for raw in rest]
     rt.queue(INTAKE_QUEUE).enqueue(
         process_inbound, ids, retry=INTAKE_RETRY, result_ttl=300, failure_ttl=7 * 86400
     )
@@ -70,8 +103,15 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
         )
     push_for_intake(rt, inbound)
     enqueue_replies(rt, replies)
+    # Batches taken from the Redis inbox whose job never finished (a killed pump or worker).
+    batches = inbox.stale_batches(rt.redis, after)
+    for batch in batches:
+        _enqueue_inbox_batch(rt, batch)
     unknown: int = stuck.rowcount  # type: ignore[attr-defined]
-    return {"inbound": len(inbound), "replies": len(replies), "unknown": unknown}
+    return {
+        "inbound": len(inbound), "batches": len(batches), "replies": len(replies),
+        "unknown": unknown,
+    }  # fmt: skip
 
 
 def _stale_ids(session, table, status, stamp, cutoff) -> list[int]:  # type: ignore[no-untyped-def]

@@ -32,11 +32,15 @@ class Ledger(Protocol):
 
     def cast(self, voter: Voter, option: int) -> str: ...
 
+    def fingerprint(self, national_id: str) -> str:
+        """How the context writes a voter's ID: a keyed hash, so the session store holds none."""
+        ...
+
 
 @dataclass(frozen=True)
 class Voter:
     person_id: int
-    national_id: str
+    national_id: str  # its fingerprint (see Ledger.fingerprint), never the ID itself
     circuit_id: int
     age_ok: bool = True
 
@@ -130,7 +134,8 @@ def _id(state: State, context: Context, entry: str, say: Say, ledger: Ledger) ->
     if entry in {"0", "00"}:  # back, or the main menu: a way out, never a wrong ID
         return replace(state, step="main")
     typed = normalise_national_id(entry)
-    voter = next((v for v in context.voters if v.national_id == typed), None)
+    mark = ledger.fingerprint(typed) if typed else None
+    voter = next((v for v in context.voters if v.national_id == mark), None)
     if voter is not None:
         return _chosen(state, context, voter, ledger)
     if state.tries + 1 >= MAX_ID_TRIES:

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from gateway import ballot_box
+from gateway import ballot_box, privacy
 from gateway.app import WebState
 from gateway.inbound import hand_to_queue, record_inbound
-from gateway.models import PhonePreferenceRow, utcnow
+from gateway.models import PersonRow, PhonePreferenceRow, utcnow
 from gateway.providers.base import InboundMessage, Screen, UssdHop
 from gateway.sql import upsert
 from gateway.ussd import store
@@ -40,6 +40,16 @@ class HopLedger:
         with self.web.sessions() as session:
             return ballot_box.standing_receipt(session, self.consultation_id, person_id)
 
+    def fingerprint(self, national_id: str) -> str:
+        return privacy.digest(national_id)
+
+    def _national_id(self, voter: Voter) -> str:
+        """The worker tells the people on a phone apart by ID; the session holds only hashes."""
+        with self.web.sessions() as session:
+            return session.scalars(
+                select(PersonRow.national_id_clear).where(PersonRow.id == voter.person_id)
+            ).one()
+
     def cast(self, voter: Voter, option: int) -> str:
         """Record the vote as an inbound message, keyed by the session: one vote per session."""
         message = InboundMessage(
@@ -47,7 +57,7 @@ class HopLedger:
             external_id=f"ussd-{self.hop.session_id}"[:64],
             sender=self.hop.phone,
             recipient=self.hop.service_code[:32],
-            body=f"VOTO {option} {voter.national_id}",
+            body=f"VOTO {option} {self._national_id(voter)}",
             received_at=utcnow(),
             channel="ussd",
             receipt=new_receipt(),
@@ -119,7 +129,12 @@ def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
         people = ballot_box.people_by_phone(session, consultation.id, [phone]).get(phone, [])
         ballots = ballot_box.ballots(session, {p.circuit_id for p in people})
     voters = tuple(
-        Voter(p.id, p.national_id, p.circuit_id, rules.age_allowed(consultation, p.birth_date))
+        Voter(
+            p.id,
+            privacy.digest(p.national_id),
+            p.circuit_id,
+            rules.age_allowed(consultation, p.birth_date),
+        )
         for p in people
     )
     spoken = {p.language for p in people if p.language}

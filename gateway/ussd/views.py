@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import flood
 from gateway.providers import africastalking, hubtel
 from gateway.providers.base import BadRequestError, Screen
 from gateway.providers.network import allowed_source
@@ -17,6 +18,8 @@ from gateway.ussd.service import answer
 blueprint = Blueprint("ussd", __name__)
 log = logging.getLogger(__name__)
 MAX_USSD_BODY = 4 * 1024  # a USSD callback is a few hundred bytes
+# Plain ASCII, like every USSD screen; ending the session stops a script from walking on.
+TOO_MANY_HOPS = Screen("Demasiados intentos. Intenta de nuevo mas tarde.", end=True)
 
 
 @blueprint.post("/ussd/africastalking/<secret>")
@@ -57,6 +60,10 @@ def _require_secret(given: str, expected: str | None) -> None:
 
 def _answer(state, hop) -> Screen:  # type: ignore[no-untyped-def]
     """The screen for this hop; an outage ends the session politely rather than with a 500."""
+    # Checked before the session or the registry is read. The end of a session is exempt: it only
+    # forgets the session, and the aggregator, not the caller, sends it.
+    if not hop.ends and not flood.admit(state.redis, state.settings, flood.Channel.USSD, hop.phone):
+        return TOO_MANY_HOPS
     try:
         return answer(state, hop)
     except (RedisError, SQLAlchemyError):

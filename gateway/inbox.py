@@ -1,0 +1,120 @@
+"""The Redis inbox: acknowledged messages waiting to be written, batch by batch, by a worker.
+
+With ACK_AFTER=redis the webhook answers once the message is in this list (Redis with
+`appendfsync always` has it on disk by then), and a worker writes a whole batch of them to the
+database in one transaction. Each entry is the message sealed with the installed key, so the
+list, the AOF file and any Redis dump hold no number in clear.
+
+A batch moves from the inbox to a key of its own in one atomic step and is registered in a
+sorted set by time; it is deleted only after its transaction commits. A pump or worker killed in
+between leaves the batch registered, and the sweep enqueues it again. Writing a batch twice is
+harmless: the inbound table's unique key (provider, external ID) turns the second into a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime
+
+from redis import Redis
+
+from gateway import privacy
+from gateway.providers.base import InboundMessage
+
+INBOX = "consulta:inbox"
+BATCHES = "consulta:inbox:batches"  # sorted set: batch key -> when it was taken (or re-taken)
+BATCH_PREFIX = "consulta:inbox:batch:"
+
+# Move up to ARGV[1] more entries from the inbox onto the batch; register it with time ARGV[2].
+_TAKE_MORE = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+  redis.call('RPUSH', KEYS[2], unpack(items))
+end
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return redis.call('LLEN', KEYS[2])
+"""
+
+
+def encode(message: InboundMessage) -> str:
+    fields = {
+        "provider": message.provider,
+        "external_id": message.external_id,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "body": message.body,
+        "received_at": message.received_at.isoformat(),
+        "channel": message.channel,
+        "receipt": message.receipt,
+    }
+    return privacy.keys().seal(json.dumps(fields, separators=(",", ":")))
+
+
+def decode(raw: bytes | str) -> InboundMessage:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    fields = json.loads(privacy.keys().open(text))
+    fields["received_at"] = datetime.fromisoformat(fields["received_at"])
+    return InboundMessage(**fields)
+
+
+def put(redis: Redis, message: InboundMessage) -> None:
+    redis.rpush(INBOX, encode(message))
+
+
+def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: float) -> str | None:
+    """Move up to `size` entries into a new batch key; None if nothing came within the wait.
+
+    The first entry is awaited with a blocking move; then, at a low rate, a short linger lets a
+    few more arrive so that a busy second costs a few jobs rather than one per message.
+    """
+    batch = BATCH_PREFIX + uuid.uuid4().hex
+    if wait_seconds > 0:
+        first = redis.blmove(INBOX, batch, wait_seconds, "LEFT", "RIGHT")  # type: ignore[arg-type]
+    else:  # a blocking move with no timeout would wait for ever
+        first = redis.lmove(INBOX, batch, "LEFT", "RIGHT")
+    if first is None:
+        return None
+    # Registered at once: if we die right here, the sweep still finds this batch.
+    redis.zadd(BATCHES, {batch: _now(redis)})
+    if size > 1 and linger_seconds > 0 and redis.llen(INBOX) < size - 1:
+        time.sleep(linger_seconds)
+    redis.eval(_TAKE_MORE, 3, INBOX, batch, BATCHES, size - 1, _now(redis))
+    return batch
+
+
+def read_batch(redis: Redis, batch: str) -> list[InboundMessage]:
+    return [decode(raw) for raw in redis.lrange(batch, 0, -1)]
+
+
+def finish_batch(redis: Redis, batch: str) -> None:
+    """After the commit: the batch is in the database now."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(batch)
+    pipe.zrem(BATCHES, batch)
+    pipe.execute()
+
+
+def stale_batches(redis: Redis, older_than_seconds: float, limit: int = 1000) -> list[str]:
+    """Batches taken this long ago and still not finished: their job was lost or is very late."""
+    cutoff = _now(redis) - older_than_seconds
+    found = redis.zrangebyscore(BATCHES, "-inf", cutoff, start=0, num=limit)
+    batches = [b.decode() if isinstance(b, bytes) else str(b) for b in found]
+    if batches:  # re-stamped, so a batch is re-queued at most once per period
+        redis.zadd(BATCHES, dict.fromkeys(batches, _now(redis)))
+    return batches
+
+
+def waiting(redis: Redis) -> int:
+    """Messages acknowledged and not yet written: in the inbox or in an unfinished batch."""
+    batches: list[bytes] = redis.zrange(BATCHES, 0, -1)  # type: ignore[assignment]
+    in_batches = sum(int(redis.llen(batch)) for batch in batches)
+    return int(redis.llen(INBOX)) + in_batches
+
+
+def _now(redis: Redis) -> float:
+    """Redis's clock, so that every worker measures batch age the same way."""
+    seconds, micros = redis.time()
+    return seconds + micros / 1e6
