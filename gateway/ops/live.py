@@ -18,6 +18,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from gateway import inbox
 from gateway.app import WebState
 from gateway.models import InboundRow, OutboundRow
 from gateway.ops import jobs
@@ -105,10 +106,12 @@ def _database_figures(state: WebState, now: datetime, latency_minutes: int) -> d
 
 
 def queue_depths(redis: Redis) -> list[dict[str, Any]]:
-    """The webhook's list of new IDs, then each RQ queue and its registries."""
-    waiting = int(redis.llen(INTAKE_LIST))
+    """New messages (IDs, and the Redis inbox), then each RQ queue and its registries."""
+    ids, held = int(redis.llen(INTAKE_LIST)), inbox.waiting(redis)
     depths = [
-        {"name": "new messages", "waiting": waiting, "started": 0, "scheduled": 0, "failed": 0}
+        {"name": "new messages", "waiting": ids, "started": 0, "scheduled": 0, "failed": 0},
+        # Acknowledged with ACK_AFTER=redis and not yet written to the database.
+        {"name": "redis inbox", "waiting": held, "started": 0, "scheduled": 0, "failed": 0},
     ]
     for name in jobs.JOB_QUEUES:
         queue = jobs.job_queue(redis, name)
