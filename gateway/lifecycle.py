@@ -17,6 +17,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import audit
 from gateway.db import transaction
 from gateway.models import ConsultationRow, OperatorActionRow, utcnow
 from gateway.results import UnknownConsultation
@@ -54,12 +55,18 @@ def fix_lot_seed(row: ConsultationRow) -> str | None:
 
 
 def record(session: Session, consultation_id: int, actor: str, action: str, detail: str) -> None:
-    """Write down who did what to a consultation, now, in the caller's transaction."""
+    """Write down who did what to a consultation, now, in the caller's transaction.
+
+    The action also goes into the consultation's vote log, so that a record deleted or edited
+    afterwards shows as a broken chain.
+    """
+    at = utcnow()
     session.add(
         OperatorActionRow(
-            consultation_id=consultation_id, actor=actor, action=action, detail=detail, at=utcnow()
+            consultation_id=consultation_id, actor=actor, action=action, detail=detail, at=at
         )
     )
+    audit.append(session, consultation_id, *audit.operator_entry(actor, action, detail, at))
 
 
 def _locked(session: Session, slug: str) -> ConsultationRow:
