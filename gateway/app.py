@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
-from gateway import privacy
+from gateway import body_limits, privacy, security_headers
 from gateway.db import make_engine, make_sessionmaker
 from gateway.settings import Settings
 
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     privacy.install(settings.secret)  # refuses to start without the secret
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    body_limits.install(app)  # a body without a Content-Length would dodge that limit
     engine = make_engine(settings.database_url)
     app.extensions["consulta"] = WebState(
         settings,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)
+    security_headers.install(app, settings)  # runs after each blueprint's own headers
     logging.getLogger(__name__).info("consulta web ready")
     return app
 

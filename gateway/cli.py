@@ -37,9 +37,9 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
 
 def _register_commands() -> None:
     """One explicit table of command modules; none of them registers itself."""
-    from gateway import cli_data, cli_ops, cli_paper, cli_run
+    from gateway import cli_audit, cli_data, cli_ops, cli_paper, cli_reconcile, cli_run
 
-    modules = (cli_run, cli_data, cli_paper, cli_ops)
+    modules = (cli_run, cli_data, cli_paper, cli_ops, cli_audit, cli_reconcile)
     for command in [c for module in modules for c in module.COMMANDS]:
         main.add_command(command)
 

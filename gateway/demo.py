@@ -26,6 +26,7 @@ from gateway.db import make_engine, make_sessionmaker
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.migrate import upgrade
 from gateway.models import ConsultationRow
+from gateway.redact import password_hidden
 from gateway.settings import Settings
 
 VAR = Path("var")
@@ -182,7 +183,8 @@ def _print_banner(settings: Settings) -> None:
         f"  USSD (Hubtel):                 POST {base}/ussd/hubtel/{settings.hubtel_secret}",
         f"  SMS (Africa's Talking):        POST {base}/sms/africastalking/{at_secret}",
         f"  Health:                        GET  {settings.public_url}/healthz",
-        f"  Redis: {settings.redis_url}   Database: {settings.database_url}",
+        f"  Redis: {password_hidden(settings.redis_url)}   "
+        f"Database: {password_hidden(settings.database_url)}",
         "  Replies go to the local outbox (no Twilio credentials): nothing is sent.",
         "",
         "Send a test vote from another terminal:",

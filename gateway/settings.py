@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_SQLITE = "sqlite:///var/consulta.db"
@@ -19,13 +19,17 @@ def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_SQLITE
+    """Secrets and URLs that may carry passwords are left out of repr: tracebacks print it."""
+
+    database_url: str = field(default=DEFAULT_SQLITE, repr=False)
     # Keys the hashes and the encryption of phone numbers and national IDs. Required: nothing that
     # stores or reads personal data starts without it (`consulta demo` makes one under ./var).
-    secret: str | None = None
-    redis_url: str | None = None  # None: only `consulta demo` may start an embedded server
+    secret: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(
+        default=None, repr=False
+    )  # None: only `consulta demo` may start an embedded server
     twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
@@ -45,11 +49,11 @@ class Settings:
     ussd_code: str | None = None  # e.g. "*123#": where a ballot too long for SMS can be read
     # USSD and Africa's Talking callbacks are not signed: a secret path segment per channel, and
     # optionally an allow-list of source networks (comma-separated CIDRs).
-    africastalking_secret: str | None = None
-    hubtel_secret: str | None = None
+    africastalking_secret: str | None = field(default=None, repr=False)
+    hubtel_secret: str | None = field(default=None, repr=False)
     ussd_allowed_networks: tuple[str, ...] = ()
     africastalking_username: str | None = None
-    africastalking_api_key: str | None = None
+    africastalking_api_key: str | None = field(default=None, repr=False)
     africastalking_from: str | None = None  # the short code or sender ID replies come from
     africastalking_api_base_url: str | None = None  # tests point this at a local server
     ussd_session_seconds: int = 180  # how long a USSD session (and its menu position) lives

@@ -68,11 +68,17 @@ def configure_session_cookie(app: Flask, config: OpsConfig) -> None:
     app.config.update(
         SESSION_COOKIE_NAME="consulta_ops",
         SESSION_COOKIE_PATH="/ops",  # never sent to the provider webhooks
-        SESSION_COOKIE_SECURE=config.cookie_secure,
+        # OPS_COOKIE_SECURE=0 is for plain HTTP to another host; an https PUBLIC_URL overrules it.
+        SESSION_COOKIE_SECURE=config.cookie_secure or _served_over_https(app),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
+
+
+def _served_over_https(app: Flask) -> bool:
+    state = app.extensions.get("consulta")
+    return bool(state and (state.settings.public_url or "").lower().startswith("https://"))
 
 
 def _stamp(password_hash: str) -> str:

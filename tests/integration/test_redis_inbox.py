@@ -91,7 +91,8 @@ def test_a_batch_whose_job_was_lost_is_found_by_the_sweep_and_counted_once(
     post_sms(client, BETO, "VOTO 1")
     # The pump took the batch and died before its job ran: the batch is registered, not queued.
     batch = inbox.take_batch(rt.redis, 200, wait_seconds=0, linger_seconds=0)
-    assert batch is not None and int(rt.redis.llen(batch)) == 2
+    assert batch is not None
+    assert int(rt.redis.llen(batch)) == 2
     assert pump.sweep_once(rt).get("batches") == 0  # too young to be called lost
     rt.redis.zadd(inbox.BATCHES, {batch: 0})  # ... until it has waited SWEEP_AFTER_SECONDS
     rt.redis.delete(pump.SWEEP_LOCK)

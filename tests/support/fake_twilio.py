@@ -10,6 +10,12 @@ every request, and answers 201 with a fresh message SID, unless a test planned o
     fake.plan(201, before=callback)   # run something (a status callback, say) before answering
 
 Planned answers are used one per request, in order; after them every request succeeds.
+
+`GET` on the same path is Twilio's Message list: every message the fake created, and every
+message a test says a voter sent (`fake.receive(sender, body)`, direction `inbound`), newest
+first, filtered by `To`, `From` and `DateSent` (`DateSent>` and `DateSent<` are Twilio's `>=` and
+`<=`, a date or a date and time), in pages of `PageSize` (at most `max_page_size`, 1000 as at
+Twilio) linked by `next_page_uri`. A planned error answers a list request too.
 A test module gets the `fake_twilio` fixture by importing it:
 
     from tests.support.fake_twilio import fake_twilio_fixture  # noqa: F401 - a fixture
@@ -27,11 +33,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -43,6 +50,7 @@ HOST = "127.0.0.1"
 ACCOUNT_SID = "AC" + "5" * 32
 TWILIO_FROM = "+582125550000"
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
+MAX_PAGE_SIZE = 1000  # Twilio's own cap on PageSize
 
 # Twilio's own error codes and wording for the answers a test is likely to plan.
 ERRORS: dict[int, str] = {
@@ -65,10 +73,11 @@ class SeenRequest:
     """One request as the fake received it: where, with which credentials, and what form."""
 
     method: str
-    path: str
+    path: str  # without the query string
     username: str | None
     password: str | None
     form: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def to(self) -> str | None:
@@ -109,6 +118,14 @@ class _Answer:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Logged:
+    """A message in the account's log: the resource as the API shows it, and when it was sent."""
+
+    resource: dict[str, Any]
+    sent_at: datetime | None
+
+
 class FakeTwilio:
     """Twilio's Messages endpoint on a local port, scripted per call and thread-safe."""
 
@@ -120,6 +137,8 @@ class FakeTwilio:
         self._plans: deque[Planned] = deque()
         self._seen: list[SeenRequest] = []
         self._created: list[str] = []
+        self._log: list[_Logged] = []
+        self.max_page_size = MAX_PAGE_SIZE  # lower it to make a test page through a short list
         self._stopping = threading.Event()
         self._server = _Server((HOST, 0), _Handler, fake=self)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -146,6 +165,15 @@ class FakeTwilio:
     def url(self) -> str:
         """What TWILIO_API_BASE_URL should be: the SDK appends /2010-04-01/Accounts/..."""
         return f"http://{HOST}:{self._server.server_port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment a `consulta` command needs to reach this fake as its Twilio account."""
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_API_BASE_URL": self.url,
+            "TWILIO_FROM": TWILIO_FROM,
+        }
 
     # -- scripting and inspection ---------------------------------------------------------
 
@@ -175,19 +203,86 @@ class FakeTwilio:
         with self._lock:
             return list(self._created)
 
+    def receive(
+        self,
+        sender: str,
+        body: str,
+        *,
+        to: str = TWILIO_FROM,
+        sid: str | None = None,
+        at: datetime | None = None,
+        direction: str = "inbound",
+    ) -> dict[str, Any]:
+        """A message a voter sent to our number, in the account's log; its webhook is the test's.
+
+        Returns the resource as the list shows it: `sid`, `from`, `to`, `body`, `date_sent`...
+        """
+        sent_at = (at or utcnow()).astimezone(UTC).replace(microsecond=0)  # whole seconds
+        resource = _inbound_resource(self.account_sid, sid or "SM" + secrets.token_hex(16))
+        resource.update(
+            {"from": sender, "to": to, "body": body, "date_sent": format_datetime(sent_at, True)}
+        )
+        resource["direction"] = direction  # "outbound-api" for a reply already sent, say
+        resource["date_created"] = resource["date_updated"] = resource["date_sent"]
+        with self._lock:
+            self._log.append(_Logged(resource, sent_at))
+        return resource
+
     # -- what the handler calls -----------------------------------------------------------
 
     def _answer(self, seen: SeenRequest) -> _Answer:
         with self._lock:
             self._seen.append(seen)
         match = MESSAGES_PATH.match(seen.path)
-        if seen.method != "POST" or not match:
+        if seen.method not in {"GET", "POST"} or not match:
             return _error(404, 20404)
         if (seen.username, seen.password) != (self.account_sid, self.auth_token):
             return _error(401, 20003)
         if match["account"] != self.account_sid:
             return _error(404, 20404)
+        if seen.method == "GET":
+            return self._planned_failure(seen) or self._list_page(seen)
         return self._planned_answer(seen)
+
+    def _planned_failure(self, seen: SeenRequest) -> _Answer | None:
+        """A list request takes the next plan too: an error, or a hang before the answer."""
+        with self._lock:
+            planned = self._plans.popleft() if self._plans else None
+        if planned is None:
+            return None
+        if planned.status == "hang":
+            self._stopping.wait(planned.seconds)
+            return None
+        if planned.status in {HTTPStatus.OK, HTTPStatus.CREATED}:
+            return None
+        error = _error(planned.status, planned.code, planned.message)
+        return _as_problem(error, seen.path) if planned.problem else error
+
+    def _list_page(self, seen: SeenRequest) -> _Answer:
+        query = seen.query
+        size = min(int(query.get("PageSize") or 50), self.max_page_size)
+        with self._lock:
+            rows = [logged.resource for logged in _newest_first(self._log) if _kept(logged, query)]
+        start = _after_token(rows, query.get("PageToken"))
+        page = rows[start : start + size]
+        number = int(query.get("Page") or 0)
+        more = start + size < len(rows)
+        token = {"PageToken": "PA" + page[-1]["sid"]} if more else {}
+        next_query = {**query, "PageSize": str(size), "Page": str(number + 1), **token}
+        return _Answer(
+            200,
+            {
+                "first_page_uri": _uri(seen.path, {**query, "PageSize": str(size), "Page": "0"}),
+                "end": start + len(page) - 1,
+                "previous_page_uri": None,
+                "messages": page,
+                "uri": _uri(seen.path, query),
+                "page_size": size,
+                "start": start,
+                "next_page_uri": _uri(seen.path, next_query) if more else None,
+                "page": number,
+            },
+        )
 
     def _planned_answer(self, seen: SeenRequest) -> _Answer:
         with self._lock:
@@ -205,9 +300,61 @@ class FakeTwilio:
 
     def _created_answer(self, seen: SeenRequest) -> _Answer:
         sid = "SM" + secrets.token_hex(16)
+        resource = _message_resource(self.account_sid, sid, seen.form)
         with self._lock:
             self._created.append(sid)
-        return _Answer(201, _message_resource(self.account_sid, sid, seen.form))
+            self._log.append(_Logged(resource, None))  # not sent yet: no date_sent
+        return _Answer(201, resource)
+
+
+# --- the list: Twilio's filters and paging ------------------------------------------------------
+
+
+def _newest_first(log: list[_Logged]) -> list[_Logged]:
+    """Twilio lists the newest first; a message not yet sent has no date and comes last."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(log, key=lambda m: (m.sent_at or oldest, m.resource["sid"]), reverse=True)
+
+
+def _kept(logged: _Logged, query: dict[str, str]) -> bool:
+    resource, at = logged.resource, logged.sent_at
+    for field_name, key in (("to", "To"), ("from", "From")):
+        if key in query and resource[field_name] != query[key]:
+            return False
+    spans = {
+        key: _span(query[key]) for key in ("DateSent>", "DateSent<", "DateSent") if key in query
+    }
+    if not spans:
+        return True
+    if at is None:
+        return False  # not sent yet: no date to match
+    after = "DateSent>" not in spans or at >= spans["DateSent>"][0]
+    before = "DateSent<" not in spans or at < spans["DateSent<"][1]
+    on = "DateSent" not in spans or spans["DateSent"][0] <= at < spans["DateSent"][1]
+    return after and before and on
+
+
+def _span(value: str) -> tuple[datetime, datetime]:
+    """[first, last) of a DateSent value: a whole day for a date, one second for a time."""
+    if len(value) == len("2026-03-08"):
+        day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        return day, day + timedelta(days=1)
+    moment = datetime.fromisoformat(value)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment, moment + timedelta(seconds=1)
+
+
+def _after_token(rows: list[dict[str, Any]], token: str | None) -> int:
+    """Where the page after `token` starts: just past the message it names."""
+    if not token:
+        return 0
+    sids = [row["sid"] for row in rows]
+    sid = token.removeprefix("PA")
+    return sids.index(sid) + 1 if sid in sids else len(rows)
+
+
+def _uri(path: str, query: dict[str, str]) -> str:
+    return f"{path}?{urlencode(query)}"
 
 
 def _refusal_of(form: dict[str, str]) -> _Answer | None:
@@ -247,6 +394,27 @@ def _as_problem(error: _Answer, path: str) -> _Answer:
         "instance": path,
     }
     return _Answer(error.status, problem)
+
+
+def _inbound_resource(account_sid: str, sid: str) -> dict[str, Any]:
+    """The Message resource of a received SMS, before its sender, body and dates are filled in."""
+    uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
+    return {
+        "account_sid": account_sid,
+        "api_version": "2010-04-01",
+        "direction": "inbound",
+        "error_code": None,
+        "error_message": None,
+        "messaging_service_sid": None,
+        "num_media": "0",
+        "num_segments": "1",
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "received",
+        "subresource_uris": {"media": f"{uri}/Media.json"},
+        "uri": f"{uri}.json",
+    }
 
 
 def _message_resource(account_sid: str, sid: str, form: dict[str, str]) -> dict[str, Any]:
@@ -305,7 +473,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode("utf-8")
         username, password = _basic_auth(self.headers.get("Authorization"))
-        seen = SeenRequest(self.command, self.path, username, password, dict(parse_qsl(raw)))
+        url = urlsplit(self.path)
+        form, query = dict(parse_qsl(raw)), dict(parse_qsl(url.query))
+        seen = SeenRequest(self.command, url.path, username, password, form, query)
         try:
             answer = self.server.fake._answer(seen)
         except Exception as error:  # a test's `before` hook failed: tell the test, answer 500
@@ -335,6 +505,21 @@ def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
     except (binascii.Error, UnicodeDecodeError):
         return None, None
     return username, password
+
+
+def webhook_form(message: dict[str, Any]) -> dict[str, str]:
+    """The form Twilio posts to the number's webhook for a message in its log."""
+    return {
+        "MessageSid": message["sid"],
+        "AccountSid": message["account_sid"],
+        "From": message["from"],
+        "To": message["to"],
+        "Body": message["body"],
+        "NumMedia": message["num_media"],
+        "NumSegments": message["num_segments"],
+        "SmsStatus": "received",
+        "ApiVersion": message["api_version"],
+    }
 
 
 def settings_with_twilio(settings: Settings, fake: FakeTwilio, **changes: object) -> Settings:
