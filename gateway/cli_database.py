@@ -27,7 +27,7 @@ def database(settings: Settings | None = None) -> Iterator[sessionmaker[Session]
     settings = settings or Settings.from_env()
     try:
         privacy.install(settings.secret)
-    except privacy.MissingSecret as exc:
+    except privacy.MissingSecretError as exc:
         raise click.ClickException(str(exc)) from None
     engine = make_engine(settings.database_url)
     try:
