@@ -81,7 +81,8 @@ def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: flo
     redis.zadd(BATCHES, {batch: _now(redis)})
     if size > 1 and linger_seconds > 0 and redis.llen(INBOX) < size - 1:
         time.sleep(linger_seconds)
-    redis.eval(_TAKE_MORE, 3, INBOX, batch, BATCHES, size - 1, _now(redis))
+    if size > 1:  # LRANGE 0 -1 would be the whole inbox
+        redis.eval(_TAKE_MORE, 3, INBOX, batch, BATCHES, size - 1, _now(redis))
     return batch
 
 

@@ -206,7 +206,8 @@ class OutboundRow(Base):
     encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")  # what the carrier bills
     segments: Mapped[int] = mapped_column(Integer, default=1)
     # queued -> sending -> sent -> delivered | undelivered | failed; also outbox (no provider),
-    # opted_out (21610, never retried) and unknown (the create may have gone through).
+    # opted_out (21610, never retried), unknown (the create may have gone through), capped (past
+    # REPLY_CAP_PER_HOUR for the number) and blocked (a number outside ALLOWED_COUNTRIES).
     status: Mapped[str] = mapped_column(String(12), default="queued")
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[str | None] = mapped_column(String(16))

@@ -73,7 +73,7 @@ COMMANDS = {
     "ESTADO": "status", "STATUS": "status",
     "IDIOMA": "language", "LANGUAGE": "language", "LENGUAJE": "language", "LANG": "language",
 }  # fmt: skip
-# Number words after a vote word: "voto tres", "VOTE three".
+# Number words in a vote: "voto tres", "VOTE three"; and "4 tres" is two options.
 NUMBER_WORDS = {
     word: str(n)
     for words in (
@@ -102,10 +102,12 @@ def parse(text: str) -> Parsed:
     if tokens and tokens[0] in COMMANDS:
         return _read_command(COMMANDS[tokens[0]], tokens[1:])
     if tokens and tokens[0] in VOTE_WORDS:
-        tokens = [NUMBER_WORDS.get(token, token) for token in tokens[1:]]
+        tokens = tokens[1:]
     elif not tokens or not (_OPTION_TOKEN.match(tokens[0]) or _glued_vote(tokens[0])):
         return Unrecognised()
-    return _read_vote(tokens)
+    # Number words count wherever they stand: "4 tres" names two options and must be asked
+    # about, not read as a vote for 4.
+    return _read_vote([NUMBER_WORDS.get(token, token) for token in tokens])
 
 
 def _normalise(text: str) -> str:

@@ -5,7 +5,8 @@ two jobs never send the same row, and records each answer as soon as it comes. A
 is sure (429, connection refused) goes back to queued with a backoff; a create that may have gone
 through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (Twilio's 21610,
 Africa's Talking's UserInBlacklist) is final. Each reply leaves through the provider its message
-came in by (`gateway.providers.registry`).
+came in by (`gateway.providers.registry`). Replies abroad, or past the hourly cap per number, are
+never sent: they end as `blocked` or `capped` (`workers.reply_limits`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome, SendResult
 from gateway.queues import REPLIES_QUEUE
 from messages.send import send_via
-from workers import runtime
+from workers import reply_limits, runtime
 
 JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per reply
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
@@ -56,20 +57,36 @@ def send_replies(outbound_ids: list[int]) -> dict[str, int]:
 
 
 def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str, str, str]]:
-    """(id, provider, recipient, body) of each reply this job now owns (queued -> sending)."""
+    """(id, provider, recipient, body) of each reply this job now owns (queued -> sending).
+
+    The rest of the rows it found are settled here for good: `blocked` (a country replies may
+    not go to) or `capped` (too many replies to that number this hour). The cap is counted in
+    Redis inside this transaction, so if Redis fails nothing is claimed and the job is retried.
+    """
     with transaction(rt.sessions) as session:
         rows = session.execute(
             select(OutboundRow.id, OutboundRow.provider, OutboundRow.recipient, OutboundRow.body)
             .where(OutboundRow.id.in_(outbound_ids), OutboundRow.status == "queued")
             .with_for_update(skip_locked=True)
         ).all()
-        claimed = [row[0] for row in rows]
-        session.execute(
-            update(OutboundRow)
-            .where(OutboundRow.id.in_(claimed))
-            .values(status="sending", attempts=OutboundRow.attempts + 1, updated_at=utcnow())
-        )
-    return [(row_id, provider, recipient, body) for row_id, provider, recipient, body in rows]
+        verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
+        for status in set(verdicts.values()):
+            settled = [row_id for row_id, verdict in verdicts.items() if verdict == status]
+            session.execute(
+                update(OutboundRow)
+                .where(OutboundRow.id.in_(settled))
+                .values(status=status, updated_at=utcnow(), **_attempt(status))
+            )
+    return [
+        (row_id, provider, recipient, body)
+        for row_id, provider, recipient, body in rows
+        if verdicts[row_id] == reply_limits.SEND
+    ]
+
+
+def _attempt(status: str) -> dict[str, object]:
+    """Only a reply that will be sent counts an attempt."""
+    return {"attempts": OutboundRow.attempts + 1} if status == reply_limits.SEND else {}
 
 
 def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:

@@ -42,6 +42,8 @@ OUTBOUND_STATUSES = (
     "failed",
     "outbox",
     "opted_out",
+    "capped",
+    "blocked",
     "unknown",
 )
 OUTCOME_GROUPS = {  # what an operator asks about, in the order the page shows it
@@ -49,6 +51,7 @@ OUTCOME_GROUPS = {  # what an operator asks about, in the order the page shows i
     "in flight": ("queued", "sending", "sent"),
     "failed": ("failed", "undelivered"),
     "opted out": ("opted_out",),
+    "held back (cap, country)": ("capped", "blocked"),
     "unknown": ("unknown",),
     "outbox": ("outbox",),
 }

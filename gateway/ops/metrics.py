@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from gateway import flood
 from gateway.app import WebState
 from gateway.models import ConsultationRow, InboundRow, OutboundRow, VoteRow
 from gateway.ops import live
@@ -81,6 +82,7 @@ class GatewayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from queue_metrics(self.state)
+        yield from flood_metrics(self.state)
         with self.state.sessions() as session:
             yield from inbound_metrics(session, self.state.dialect)
             yield from vote_metrics(session)
@@ -99,6 +101,18 @@ def queue_metrics(state: WebState) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "consulta_workers_alive", "RQ workers with a live heartbeat.", len(alive)
     )
+
+
+def flood_metrics(state: WebState) -> Iterator[Metric]:
+    """Messages acknowledged but refused by flood control: counted in Redis as they are refused."""
+    refused = CounterMetricFamily(
+        "consulta_flood_refused",
+        "Messages (USSD: hops) acknowledged but not stored, by channel and limit.",
+        labels=["channel", "reason"],
+    )
+    for (channel, reason), count in sorted(flood.refused_counts(state.redis).items()):
+        refused.add_metric([channel, reason], count)
+    yield refused
 
 
 def _inbound_rows(session: Session, dialect: str) -> list[Any]:
@@ -166,7 +180,7 @@ def vote_metrics(session: Session) -> Iterator[Metric]:
         "consulta_votes_counted", "Votes that count now, by consultation.", labels=["consultation"]
     )
     rows = session.execute(
-        select(ConsultationRow.slug, func.count(VoteRow.id))
+        select(ConsultationRow.slug, func.count(VoteRow.receipt))
         .join(VoteRow, VoteRow.consultation_id == ConsultationRow.id)
         .where(VoteRow.replaced_at.is_(None))
         .group_by(ConsultationRow.slug)

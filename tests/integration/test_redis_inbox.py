@@ -145,6 +145,16 @@ def test_the_inbox_holds_no_number_and_no_text_in_clear(
         assert clear.encode() not in raw
 
 
+def test_a_batch_size_of_one_takes_one_message_not_the_whole_inbox(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    for sender in (ANA, BETO, STRANGER):
+        post_sms(client, sender, "AYUDA")
+    batch = inbox.take_batch(rt.redis, 1, wait_seconds=0, linger_seconds=0)
+    assert batch is not None
+    assert (int(rt.redis.llen(batch)), int(rt.redis.llen(inbox.INBOX))) == (1, 2)
+
+
 def test_a_wrong_ack_after_setting_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="ACK_AFTER must be one of database, redis"):
         Settings.from_env({"ACK_AFTER": "memory"})

@@ -93,6 +93,8 @@ CASES = [
     pytest.param("Voto una", Vote(1), id="the feminine una is one"),
     pytest.param("tres", Unrecognised(), id="a number word without a vote word is not a vote"),
     pytest.param("voto tres cuatro", Ambiguous((3, 4)), id="two number words are ambiguous"),
+    pytest.param("4 tres", Ambiguous((4, 3)), id="a digit then a number word is ambiguous"),
+    pytest.param("4 VOTO TRES", Ambiguous((4, 3)), id="a number word after a vote word mid-text"),
     pytest.param("OPCIONES", Command("options"), id="OPCIONES asks for the ballot"),
     pytest.param("options", Command("options"), id="OPTIONS asks for the ballot in English"),
     pytest.param(

@@ -1,0 +1,66 @@
+"""Which claimed replies may leave: none abroad, and at most REPLY_CAP_PER_HOUR to one number.
+
+Each reply costs money, and a flood of messages (or of forged senders) must not become a flood
+of paid SMS. A reply to a number outside ALLOWED_COUNTRIES is `blocked`; one over the hourly cap
+is `capped`. Both are final and never sent.
+
+The cap counts reply IDs, not attempts: each number has a Redis sorted set of the IDs of replies
+let through in the last hour, scored by when they were first let through. A reply that is retried
+(a 429, a job run twice) finds its own ID there and passes again without counting twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import phonenumbers
+from redis import Redis
+
+from gateway import privacy
+from gateway.settings import Settings
+
+SEND, CAPPED, BLOCKED = "sending", "capped", "blocked"
+HOUR_MS = 3_600_000
+
+# KEYS[1]: the number's sorted set of reply IDs. ARGV: the cap, the window (ms), the reply's ID.
+# Returns 1 if the reply may be sent. Redis' own clock, so every worker agrees on the window.
+CAP_SCRIPT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cap, window_ms, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
+if redis.call('ZSCORE', KEYS[1], id) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= cap then return 0 end
+redis.call('ZADD', KEYS[1], now_ms, id)
+redis.call('PEXPIRE', KEYS[1], window_ms)
+return 1
+"""
+
+
+def verdicts(
+    redis: Redis, settings: Settings, replies: Sequence[tuple[int, str]]
+) -> dict[int, str]:
+    """(reply id, recipient) -> sending, capped or blocked; one Redis pipeline for the batch."""
+    regions = settings.reply_regions
+    found = {i: BLOCKED for i, to in replies if not in_regions(to, regions)}
+    allowed = [(i, to) for i, to in replies if i not in found]
+    if settings.reply_cap_per_hour <= 0:
+        return found | {i: SEND for i, _ in allowed}
+    script = redis.register_script(CAP_SCRIPT)
+    pipeline = redis.pipeline(transaction=False)
+    for reply_id, recipient in allowed:
+        key = f"consulta:replies:sent:{privacy.digest(recipient)}"
+        script(keys=[key], args=[settings.reply_cap_per_hour, HOUR_MS, reply_id], client=pipeline)
+    passed = pipeline.execute()
+    return found | {i: SEND if ok else CAPPED for (i, _), ok in zip(allowed, passed, strict=True)}
+
+
+def in_regions(recipient: str, regions: frozenset[str] | None) -> bool:
+    """Whether this is a phone number in E.164 of one of the regions (None: any region)."""
+    try:
+        number = phonenumbers.parse(recipient, None)
+    except phonenumbers.NumberParseException:
+        return False  # not a phone number in E.164: nowhere a reply could go
+    if not phonenumbers.is_possible_number(number):
+        return False
+    return regions is None or phonenumbers.region_code_for_number(number) in regions
