@@ -71,14 +71,16 @@ def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: flo
     few more arrive so that a busy second costs a few jobs rather than one per message.
     """
     batch = BATCH_PREFIX + uuid.uuid4().hex
+    # Registered before anything moves into it: a pump killed at any point after this leaves a
+    # batch the sweep finds (an empty one costs the sweep one no-op job).
+    redis.zadd(BATCHES, {batch: _now(redis)})
     if wait_seconds > 0:
         first = redis.blmove(INBOX, batch, wait_seconds, "LEFT", "RIGHT")  # type: ignore[arg-type]
     else:  # a blocking move with no timeout would wait for ever
         first = redis.lmove(INBOX, batch, "LEFT", "RIGHT")
     if first is None:
+        redis.zrem(BATCHES, batch)
         return None
-    # Registered at once: if we die right here, the sweep still finds this batch.
-    redis.zadd(BATCHES, {batch: _now(redis)})
     if size > 1 and linger_seconds > 0 and redis.llen(INBOX) < size - 1:
         time.sleep(linger_seconds)
     if size > 1:  # LRANGE 0 -1 would be the whole inbox

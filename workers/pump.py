@@ -82,6 +82,11 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
     after = rt.settings.sweep_after_seconds
     if not rt.redis.set(SWEEP_LOCK, "1", nx=True, ex=max(1, after // 3)):
         return {}
+    # First what needs Redis alone, so that a database outage does not hold it up: batches
+    # taken from the inbox whose job never finished (a killed pump or worker).
+    batches = inbox.stale_batches(rt.redis, after)
+    for batch in batches:
+        _enqueue_inbox_batch(rt, batch)
     cutoff = utcnow() - timedelta(seconds=after)
     # A reply refused for now waits up to the longest backoff for its delayed job; re-queueing it
     # sooner would undo the backoff, so replies are swept on a longer clock.
@@ -103,10 +108,6 @@ def sweep_once(rt: runtime.Runtime) -> dict[str, int]:
         )
     push_for_intake(rt, inbound)
     enqueue_replies(rt, replies)
-    # Batches taken from the Redis inbox whose job never finished (a killed pump or worker).
-    batches = inbox.stale_batches(rt.redis, after)
-    for batch in batches:
-        _enqueue_inbox_batch(rt, batch)
     unknown: int = stuck.rowcount  # type: ignore[attr-defined]
     return {
         "inbound": len(inbound), "batches": len(batches), "replies": len(replies),
