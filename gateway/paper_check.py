@@ -58,7 +58,9 @@ class Ballots:
         """The id of circuit `code`; RowError if the consultation has none."""
         found = self.circuits.get(code)
         if found is None:
-            raise RowError(f"circuit_code {code!r} is not on this consultation's ballots")
+            # Not echoed if it looks like an ID or a phone (swapped columns).
+            shown = "" if sum(ch.isdigit() for ch in code) >= 5 else f" {code!r}"
+            raise RowError(f"circuit_code{shown} is not on this consultation's ballots")
         return found
 
     def code_of(self, circuit_id: int) -> str:

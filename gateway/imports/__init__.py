@@ -1,9 +1,11 @@
-"""CSV importers for ballots and the registry: the whole file is checked, then written whole.
+"""CSV importers for ballots and the registry: a file is written whole, or not at all.
 
-Both importers stream. A first pass reads the file row by row and keeps only small state
-(circuit codes, a bitmap of national IDs seen); a second pass reads it again and writes it
-in chunks of bulk inserts. Both passes run in one transaction, so a file with any bad row,
-or a failure half-way through the writes, leaves the database exactly as it was.
+Both importers stream, keeping only small state (circuit codes, a bitmap of national IDs
+seen), and run in one transaction, so a file with any bad row, or a failure half-way through
+the writes, leaves the database exactly as it was. The ballots importer checks the whole file,
+then reads it again to write it. The registry importer, a million rows and more, reads its file
+once: a second process checks each row and hashes and seals it while this one writes the rows
+before it, in bulk, until a row is refused (`registry`).
 
 Error reasons never repeat a national ID or a phone number: the line number says which row.
 

@@ -26,7 +26,8 @@ def chunks(items: Iterable[_T]) -> Iterator[list[_T]]:
 class Ticks:
     """Counts rows handled and tells `progress` once per chunk rather than once per row.
 
-    Every row is handled twice, once checked and once written, so the count ends at 2 × rows.
+    Every row is counted twice, once checked and once written (the registry does both in one
+    pass), so the count ends at 2 × rows.
     """
 
     def __init__(self, progress: Progress | None) -> None:

@@ -100,6 +100,8 @@ def columns(cells: list[str], count: int) -> list[str]:
     """The row's cells, stripped; refused unless there are exactly `count`."""
     if len(cells) != count:
         raise RowError(f"expected {count} columns, found {len(cells)}")
+    if any("\x00" in c for c in cells):  # PostgreSQL refuses NUL in text: say so, by line
+        raise RowError("a cell holds a NUL character")
     return [c.strip() for c in cells]
 
 

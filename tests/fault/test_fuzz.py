@@ -566,10 +566,11 @@ def test_any_registry_file_loads_whole_or_is_refused_with_lines_and_writes_nothi
     fuzz_importer("registry", rt, tmp_path, registry_files())
 
 
-# A control character in a title is legal CSV and UTF-8, and every database but one takes it.
+# A NUL in a title is legal CSV and UTF-8, but PostgreSQL cannot store it: the importers refuse
+# it on every database, by line, rather than load it on one and crash on the other.
 CONTROL_IN_A_TITLE: Example = (
     b"circuit_code,circuit_name,option,title\r\nC1,Uno,1,Agua\r\nC1,Uno,2,Luz\x00\r\n",
-    [],
+    ["a NUL character"],
     [],
 )
 # Columns in the wrong order, an operator's usual slip: the phone lands in circuit_code.

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import privacy
 from gateway.db import make_engine, make_sessionmaker
 from gateway.imports import ImportRefused, ImportReport, chunking, import_ballots, import_registry
 from gateway.models import CircuitRow, ConsultationRow, OptionRow, PersonRow, PhoneRow
@@ -217,17 +218,33 @@ def test_the_refusal_shows_twenty_problems_and_the_total(
 
 
 def people(sessions: sessionmaker[Session]) -> dict[str, tuple[str, date, list[str]]]:
-    """national ID -> (circuit code, birth date, phones)."""
+    """national ID -> (circuit code, birth date, phone digests), read as the gateway reads them.
+
+    The ID is read from its sealed copy, and must hash to the digest stored beside it.
+    """
     with sessions() as session:
         rows = session.execute(
-            select(PersonRow.national_id, CircuitRow.code, PersonRow.birth_date, PhoneRow.phone)
+            select(
+                PersonRow.national_id_clear,
+                PersonRow.national_id,
+                CircuitRow.code,
+                PersonRow.birth_date,
+                PhoneRow.phone,
+            )
             .join(CircuitRow, CircuitRow.id == PersonRow.circuit_id)
             .outerjoin(PhoneRow, PhoneRow.person_id == PersonRow.id)
+            .order_by(PersonRow.id, PhoneRow.id)
         ).all()
     found: dict[str, tuple[str, date, list[str]]] = {}
-    for national_id, code, born, phone in rows:
+    for national_id, stored_digest, code, born, phone in rows:
+        assert stored_digest == privacy.digest(national_id)
         found.setdefault(national_id, (code, born, []))[2].extend([phone] if phone else [])
     return found
+
+
+def digests(*phones: str) -> list[str]:
+    """What the registry stores for these phones: their keyed hashes."""
+    return [privacy.digest(phone) for phone in phones]
 
 
 def test_a_good_registry_file_adds_people_and_their_phones(
@@ -242,9 +259,29 @@ def test_a_good_registry_file_adds_people_and_their_phones(
     report = import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
     assert (report.rows, report.people, report.phones) == (3, 3, 3)
     registry = people(sessions)
-    assert registry["V12345678"] == ("C1", date(1990, 5, 1), ["+584141234567", "+584247654321"])
+    assert registry["V12345678"] == (
+        "C1",
+        date(1990, 5, 1),
+        digests("+584141234567", "+584247654321"),
+    )
     assert registry["E81234567"] == ("C2", date(2008, 2, 29), [])
-    assert registry["V7654321"] == ("C2", date(1950, 12, 31), ["+584120001122"])
+    assert registry["V7654321"] == ("C2", date(1950, 12, 31), digests("+584120001122"))
+
+
+def test_the_registry_stores_no_id_and_no_phone_in_the_clear(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path
+) -> None:
+    lines = [REGISTRY_HEADER, "V12345678,C1,1990-05-01,+584141234567"]
+    import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
+    with sessions() as session:
+        [(stored_digest, sealed)] = session.execute(
+            text("SELECT national_id_digest, national_id_sealed FROM people")
+        ).all()
+        [phone] = session.scalars(text("SELECT phone_digest FROM phones")).all()
+    assert stored_digest == privacy.digest("V12345678")
+    assert "12345678" not in sealed
+    assert privacy.keys().open(sealed) == "V12345678"
+    assert phone == privacy.digest("+584141234567")
 
 
 @pytest.mark.parametrize(
@@ -262,7 +299,7 @@ def test_a_phone_in_any_common_spelling_is_stored_in_e164(
 ) -> None:
     lines = [REGISTRY_HEADER, f'V12345678,C1,1990-05-01,"{written}"']
     import_registry(sessions, SLUG, csv_file(tmp_path, lines), "VE")
-    assert people(sessions)["V12345678"][2] == ["+584141234567"]
+    assert people(sessions)["V12345678"][2] == digests("+584141234567")
 
 
 GOOD_ROW = "V1000001,C1,1990-01-01,04141234567"
@@ -333,7 +370,8 @@ def test_a_bad_registry_file_is_refused_with_its_line_and_writes_nothing(
 def languages(sessions: sessionmaker[Session]) -> dict[str, str | None]:
     """national ID -> the language the registry gave, if any."""
     with sessions() as session:
-        return dict(session.execute(select(PersonRow.national_id, PersonRow.language)).all())
+        query = select(PersonRow.national_id_clear, PersonRow.language)
+        return dict(session.execute(query).all())
 
 
 @pytest.mark.parametrize(
@@ -382,14 +420,34 @@ def test_the_optional_language_column_is_stored_as_a_locale(
     assert languages(sessions) == expected
 
 
+def numbered_people(first: int, total: int) -> list[str]:
+    return [f"V{n},C{1 + n % 2},1990-01-01,0414{n:07d}" for n in range(first, first + total)]
+
+
+def registered(sessions: sessionmaker[Session], tmp_path: Path, rows: list[str]) -> None:
+    """People already in the registry, put there by an earlier import."""
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *rows], name="earlier.csv")
+    import_registry(sessions, SLUG, path, "VE")
+
+
 def test_an_id_already_in_the_registry_is_refused_and_nothing_is_added(
-    sessions: sessionmaker[Session], tmp_path: Path
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path
 ) -> None:
-    seed(sessions, slug=SLUG, people=[("V1000001", "C1", date(1990, 1, 1), ["+584141234567"])])
+    registered(sessions, tmp_path, ["V1000001,C1,1990-01-01,+584141234567"])
     lines = [REGISTRY_HEADER, "V1000002,C1,1990-01-01,", "1000001,C1,1990-01-01,04241234567"]
     [(line, why)] = refusal(import_registry, sessions, SLUG, csv_file(tmp_path, lines), "VE")
     assert (line, why) == (3, "national_id is already in this consultation's registry")
     assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (1, 1)
+
+
+def test_the_same_people_may_be_registered_in_another_consultation(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path
+) -> None:
+    seed(sessions, slug="otra", ballots={"C1": 2, "C2": 2})
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 3)])
+    for slug in (SLUG, "otra"):
+        assert import_registry(sessions, slug, path, "VE").people == 3
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (6, 6)
 
 
 def test_a_registry_before_its_ballots_is_refused(
@@ -400,17 +458,11 @@ def test_a_registry_before_its_ballots_is_refused(
     assert "has no ballots yet" in why
 
 
-def numbered_people(first: int, total: int) -> list[str]:
-    return [f"V{n},C{1 + n % 2},1990-01-01,0414{n:07d}" for n in range(first, first + total)]
-
-
 def test_a_file_longer_than_one_chunk_is_written_whole_and_checked_against_the_registry(
-    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chunking, "CHUNK_ROWS", 7)
-    seed(
-        sessions, slug=SLUG, ballots={"C1": 2, "C2": 2}, people=[("V1", "C1", date(1990, 1, 1), [])]
-    )
+    registered(sessions, tmp_path, ["V10001,C1,1990-01-01,"])
     seen: list[int] = []
     path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 30)])
     report = import_registry(sessions, SLUG, path, "VE", seen.append)
@@ -420,20 +472,89 @@ def test_a_file_longer_than_one_chunk_is_written_whole_and_checked_against_the_r
     assert seen[-1] == 60  # each row is counted once checked and once written
 
 
+def test_each_phone_stays_with_its_person_across_imports_and_consultations(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bulk writers number people themselves: the numbers must follow on from what is there.
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 5)
+    seed(sessions, slug="otra", ballots={"C1": 2, "C2": 2})
+    for slug, first in ((SLUG, 1_000_000), ("otra", 2_000_000), (SLUG, 3_000_000)):
+        path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(first, 12)])
+        assert import_registry(sessions, slug, path, "VE").phones == 12
+    registry = people(sessions)
+    assert len(registry) == 36
+    for national_id, (code, _, phones) in registry.items():
+        n = int(national_id[1:])
+        assert (code, phones) == (f"C{1 + n % 2}", digests(f"+58414{n:07d}"))
+
+
+def test_every_bad_row_is_reported_with_its_line_across_chunks(
+    sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 5)
+    rows = numbered_people(1_000_000, 40)  # lines 2 to 41
+    rows[0] = "V99999,C1,1990-02-30,"  # line 2, in the first chunk
+    rows[15] = "V99998,C9,1990-01-01,"  # line 17
+    rows[28] = "V-1.000.003,C2,1990-01-01,"  # line 30: the ID of line 5
+    rows.append("V99997,C1,1990-01-01,04141234567;12")  # line 42, the last
+    errors = refusal(
+        import_registry, sessions, SLUG, csv_file(tmp_path, [REGISTRY_HEADER, *rows]), "VE"
+    )
+    assert errors == [
+        (2, "birth_date is not a real calendar date"),
+        (17, "circuit_code 'C9' is not on this consultation's ballots"),
+        (30, "national_id appears earlier in the file"),
+        (42, "phone 2 of 2 is not a phone number"),
+    ]
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "last", "why"),
+    [
+        ([], "not,a,good,row", "not a cédula number"),
+        (
+            ["V70001,C1,1990-01-01,04241234567"],
+            "V-70.001,C2,1980-01-01,",
+            "already in this consultation",
+        ),
+    ],
+    ids=[
+        "a bad last row",
+        "a last row whose ID is already registered",
+    ],
+)
+def test_a_refusal_on_the_last_line_undoes_every_chunk_written_before_it(
+    sessions: sessionmaker[Session],
+    ballots: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    earlier: list[str],
+    last: str,
+    why: str,
+) -> None:
+    if earlier:
+        registered(sessions, tmp_path, earlier)
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 5)
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 60), last])
+    [(line, reason)] = refusal(import_registry, sessions, SLUG, path, "VE")
+    assert line == 62
+    assert why in reason
+    assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (len(earlier), len(earlier))
+
+
 def test_a_failure_half_way_through_the_writes_leaves_nothing(
     sessions: sessionmaker[Session], ballots: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chunking, "CHUNK_ROWS", 5)
-    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 12)])
+    path = csv_file(tmp_path, [REGISTRY_HEADER, *numbered_people(1_000_000, 40)])
 
-    def spoil_after_checking(done: int) -> None:
-        # The check has passed every row: a row spoilt now fails in the third chunk of writes.
-        if done == 12:
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write("not,a,good,row\n")
+    def fail_in_the_middle(done: int) -> None:
+        if done >= 2 * 22:  # four chunks of people and phones are written by now
+            raise RuntimeError("the lights went out")
 
-    [(line, why)] = refusal(import_registry, sessions, SLUG, path, "VE", spoil_after_checking)
-    assert (line, why) == (14, "the file changed during the import; run it again")
+    with pytest.raises(RuntimeError, match="lights"):
+        import_registry(sessions, SLUG, path, "VE", fail_in_the_middle)
     assert (count(sessions, PersonRow), count(sessions, PhoneRow)) == (0, 0)
 
 
