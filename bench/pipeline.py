@@ -1,0 +1,259 @@
+"""The whole SMS pipeline under load, as production runs it, against its ceiling.
+
+    python -m bench.pipeline [--database postgresql|sqlite] [--workers N | --workers 1,2,4]
+                             [--rate R | --max] [--seconds 60] [--people 1000000]
+                             [--ack-after database|redis] [--ussd-sessions 200] [--profile]
+
+See docs/performance.md for every option, how each figure is measured, and results.
+
+It starts a Redis of its own (AOF, `appendfsync everysec` unless --appendfsync always,
+`maxmemory-policy noeviction`) and a scratch PostgreSQL database (or a SQLite file); loads a
+synthetic consultation of 5,400 circuits with 5-7 options and --people voters through the real
+`consulta` commands; then measures, in this order:
+
+1. the ceiling: a Flask app doing one Redis RPUSH per POST (bench/ceiling.py) under the same
+   gunicorn settings and the same load, as fast as it answers;
+2. for each worker count: `consulta web` (gunicorn gthread, WEB_CONCURRENCY x WEB_THREADS),
+   N `consulta worker --queue intake` and one `consulta worker --queue replies`, driven by a
+   separate load process (bench/load.py) with signed Twilio webhooks at --rate per second (or
+   --max) for --seconds, ~5% re-sent MessageSids and ~5% invalid messages mixed in, while
+   --ussd-sessions Africa's Talking sessions vote at a human pace alongside.
+
+For each step it prints webhook throughput and latency, confirmed votes/s counted from the
+database, acknowledgement-to-stored latency, USSD hop latency, CPU and peak RSS per process, and
+checks that every acknowledged message ended counted or rejected exactly once. The whole output
+is also written to docs/performance/ under a timestamped name. Everything it started is stopped
+and the scratch database dropped, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import analysis, report, stack, synthetic
+from bench.steps import Output, StepRun, measure_ceiling
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW_FOLDER = ROOT / "docs" / "performance"
+CEILING_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Options:
+    database: str
+    workers: tuple[int, ...]
+    reply_workers: int
+    rate: float | None  # None: --max
+    seconds: float
+    people: int
+    connections: int
+    ussd_sessions: int
+    ussd_think: float
+    ceiling_seconds: float
+    appendfsync: str
+    drain_seconds: float
+    profile: bool
+    out: Path
+    ack_after: str
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.rate is None else "rate"
+
+
+def parse(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--workers", default="1", help="intake workers: N, or a sweep 1,2,4")
+    parser.add_argument("--reply-workers", type=int, default=1)
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--rate", type=float, help="webhooks per second (default 1000; a sweep: --max)"
+    )
+    pace.add_argument(
+        "--max", action="store_true", help="each connection sends as soon as answered"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=64, help="keep-alive SMS connections")
+    parser.add_argument("--ussd-sessions", type=int, default=200, help="USSD sessions in flight")
+    parser.add_argument("--ussd-think", type=float, default=5.0, help="mean seconds between keys")
+    parser.add_argument("--ceiling-seconds", type=float, default=CEILING_SECONDS, help="0: skip")
+    parser.add_argument(
+        "--appendfsync",
+        choices=("everysec", "always"),
+        help="Redis AOF fsync (default everysec; always with --ack-after redis)",
+    )
+    parser.add_argument(
+        "--ack-after",
+        choices=("database", "redis"),
+        default="database",
+        help="the gateway's ACK_AFTER: when the webhook answers 2xx",
+    )
+    parser.add_argument(
+        "--drain-seconds", type=float, default=900.0, help="at most, after the load (60 s stalled)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the web and worker processes (slower; for where time goes)",
+    )
+    parser.add_argument("--out", type=Path, default=RAW_FOLDER)
+    args = parser.parse_args(argv)
+    workers = tuple(int(n) for n in args.workers.split(","))
+    if not all(1 <= n <= 16 for n in workers):
+        parser.error("--workers must be 1..16, or a list such as 1,2,4")
+    if not 1_000 <= args.people <= synthetic.MAX_PEOPLE:
+        parser.error(f"--people must be 1000..{synthetic.MAX_PEOPLE}")
+    if args.seconds <= 0 or args.connections < 1 or args.ussd_sessions < 0 or args.ussd_think < 0:
+        parser.error("--seconds and --connections must be positive, the USSD options not negative")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
+    rate = None if args.max or (args.rate is None and len(workers) > 1) else (args.rate or 1000.0)
+    return Options(
+        args.database,
+        workers,
+        args.reply_workers,
+        rate,
+        args.seconds,
+        args.people,
+        args.connections,
+        args.ussd_sessions,
+        args.ussd_think,
+        args.ceiling_seconds,
+        args.appendfsync or ("always" if args.ack_after == "redis" else "everysec"),
+        args.drain_seconds,
+        args.profile,
+        args.out,
+        args.ack_after,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop and drop everything
+    out, stamp = Output(), datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    ok = False
+    with tempfile.TemporaryDirectory(prefix="consulta-pipeline-") as folder:
+        try:
+            ok = run(options, Path(folder), out)
+        except BaseException as error:
+            out(f"ABORTED: {type(error).__name__}: {error}")
+            stack.show_logs(Path(folder))
+            raise
+        finally:
+            options.out.mkdir(parents=True, exist_ok=True)
+            name = f"{stamp}-{options.database}-ack-{options.ack_after}-{options.mode}.txt"
+            raw = options.out / name
+            raw.write_text("\n".join(out.lines) + "\n")
+            shown = raw.relative_to(ROOT) if raw.is_relative_to(ROOT) else raw
+            print(f"raw output written to {shown}")
+    return 0 if ok else 1
+
+
+def run(options: Options, folder: Path, out: Output) -> bool:
+    out(
+        f"command     {shlex.join(['python', '-m', 'bench.pipeline', *sys.argv[1:]])}",
+        f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        *report.machine_lines(),
+    )
+    with contextlib.ExitStack() as stack_:
+        redis_url, redis = stack_.enter_context(stack.redis_server(folder, options.appendfsync))
+        database_url, database_name = stack_.enter_context(
+            stack.scratch_database(options.database, folder)
+        )
+        env = stack.gateway_env(database_url, redis_url, stack.free_port())
+        env["ACK_AFTER"] = options.ack_after
+        out(*settings_lines(options, env))
+        load_registry(options, env, folder, out)
+        ceiling = measure_ceiling(options, env, folder, redis.pid, out)
+        db = analysis.Database(database_url)
+        stack_.callback(db.close)
+        counts, steps = db.counts(), []
+        for index, workers in enumerate(options.workers):
+            run_ = StepRun(options, env, folder, index, workers, redis.pid, database_name)
+            step, counts = run_.measure(db, counts, out)
+            steps.append(step)
+        out("", "## Results", "")
+        for step in steps:
+            out(
+                f"### {step.label}",
+                "",
+                *report.targets_table(step, ceiling, options.database, options.mode),
+                "",
+            )
+        if len(steps) > 1:
+            out("### Scale-out sweep", "", *report.sweep_table(steps), "")
+        ok = all(c.ok for s in steps for c in s.figures.checks)
+        out(f"correctness {'every check passed' if ok else 'SOME CHECKS FAILED (see above)'}")
+        return ok
+
+
+def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
+    return [
+        f"code        {report.code_version()}",
+        f"gateway     gunicorn gthread WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')} x "
+        f"WEB_THREADS={env.get('WEB_THREADS', '4')}; ACK_AFTER={env['ACK_AFTER']}; "
+        f"BATCH_SIZE={env.get('BATCH_SIZE', '200')}; intake workers "
+        f"{','.join(map(str, options.workers))} + {options.reply_workers} replies worker(s); "
+        "replies stay in the outbox (no provider credentials)",
+        f"stores      {options.database} (PostgreSQL 127.0.0.1:5432 shared server, scratch DB)"
+        if options.database == "postgresql"
+        else "stores      SQLite file (WAL, synchronous=FULL)",
+        f"            Redis: own redis-server, appendonly yes, appendfsync {options.appendfsync}, "
+        "maxmemory-policy noeviction",
+        f"load        {'--max' if options.rate is None else f'{options.rate:g} webhooks/s'} for "
+        f"{options.seconds:g} s over {options.connections} keep-alive connections; "
+        f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s",
+    ]
+
+
+def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> None:
+    """The consultation, its ballots and its registry, through the real commands."""
+    log = folder / "setup.log"
+    ballots, registry = folder / "ballots.csv", folder / "registry.csv"
+    options_written = synthetic.write_ballots(ballots)
+    synthetic.write_registry(registry, options.people)
+    now = datetime.now(UTC)
+    timings = {}
+    for name, args in (
+        ("upgrade", ["db", "upgrade"]),
+        (
+            "create",
+            [
+                "consultation",
+                "create",
+                synthetic.SLUG,
+                "--name",
+                synthetic.NAME,
+                "--opens",
+                (now - timedelta(hours=1)).isoformat(),
+                "--closes",
+                (now + timedelta(days=1)).isoformat(),
+            ],
+        ),
+        ("ballots", ["ballots", "import", synthetic.SLUG, str(ballots)]),
+        ("registry", ["registry", "import", synthetic.SLUG, str(registry)]),
+        ("open", ["consultation", "open", synthetic.SLUG]),
+    ):
+        _, timings[name] = stack.consulta(args, env, log)
+    out(
+        f"setup       {synthetic.CIRCUITS:,} circuits, {options_written:,} options, "
+        f"{options.people:,} people; `consulta registry import` {timings['registry']:.1f} s, "
+        f"ballots {timings['ballots']:.1f} s, migrations {timings['upgrade']:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
