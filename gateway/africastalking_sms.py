@@ -11,6 +11,7 @@ import hmac
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from gateway import flood
 from gateway.inbound import accept, move_reply_status
@@ -35,7 +36,11 @@ def inbound(secret: str) -> Response:
         abort(400, str(error))
     # Before the database, and acknowledged either way: AT retries anything but a 2xx.
     if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
-        accept(state, message)
+        try:
+            accept(state, message)
+        except HTTPException:  # not stored (a 503): the retry must not count as a flood
+            flood.refund(state.redis, flood.Channel.SMS, message.sender)
+            raise
     return Response(africastalking.ACKNOWLEDGEMENT, mimetype=africastalking.ACKNOWLEDGEMENT_TYPE)
 
 

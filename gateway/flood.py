@@ -59,6 +59,15 @@ return {'', 0}
 """
 
 
+# Only counters still alive: a DECR on an expired one would leave a key at -1 with no expiry.
+REFUND_SCRIPT = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
 class Channel(StrEnum):
     SMS = "sms"  # Twilio and Africa's Talking share one budget per number
     USSD = "ussd"  # a hop is a keystroke, not a message: its own, larger budget
@@ -115,6 +124,20 @@ def admit(redis: Redis, settings: Settings, channel: Channel, sender: str) -> bo
     if not verdict.admitted:
         _log_refusal(verdict, channel, sender)
     return verdict.admitted
+
+
+def refund(redis: Redis, channel: Channel, sender: str) -> None:
+    """Give back what `admit` counted for a message we then failed to store (a 503).
+
+    The provider sends it again; without the refund, its retries would use up the sender's
+    window and the message would at last be "acknowledged" as a flood, and never stored.
+    """
+    sender_key = f"consulta:flood:{channel.value}:{privacy.digest(sender)}"
+    keys = [f"{sender_key}:minute", f"{sender_key}:hour", OVERALL_KEY]
+    try:
+        redis.eval(REFUND_SCRIPT, len(keys), *keys)
+    except RedisError:
+        log.warning("flood refund skipped, redis down: %s", privacy.mask(sender))
 
 
 def _log_refusal(verdict: Verdict, channel: Channel, sender: str) -> None:

@@ -6,6 +6,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from gateway import flood
 from gateway.inbound import accept, move_reply_status
@@ -28,7 +29,11 @@ def twilio_inbound() -> Response:
     # Before the database: a flood costs one Redis round trip a message, and still gets its 200
     # so that Twilio does not retry it.
     if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
-        accept(state, message)
+        try:
+            accept(state, message)
+        except HTTPException:  # not stored (a 503): the retry must not count as a flood
+            flood.refund(state.redis, flood.Channel.SMS, message.sender)
+            raise
     return Response(twilio.ACKNOWLEDGEMENT, mimetype=twilio.ACKNOWLEDGEMENT_TYPE)
 
 

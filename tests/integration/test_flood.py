@@ -363,3 +363,24 @@ def test_a_message_from_abroad_is_judged_but_its_reply_is_blocked(
     with rt.sessions() as session:
         assert session.scalar(select(InboundRow.outcome)) == "not_registered"
         assert list(session.scalars(select(OutboundRow.status))) == ["blocked"]
+
+
+def test_retries_of_a_message_the_database_refused_do_not_use_up_the_senders_window(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    """Each 503 is refunded: the message counts once, when it is finally stored."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    state = client.application.extensions["consulta"]
+    working = state.sessions
+    state.sessions = sessionmaker(create_engine("sqlite:////nonexistent-dir/consulta.db"))
+    form = inbound_form(ANA, "VOTO 3")
+    headers = signed_headers(AUTH_TOKEN, PUBLIC_URL + "/sms/twilio", form)
+    try:
+        refused = [client.post("/sms/twilio", data=form, headers=headers) for _ in range(15)]
+    finally:
+        state.sessions = working
+    assert {r.status_code for r in refused} == {503}
+    assert client.post("/sms/twilio", data=form, headers=headers).status_code == 200
+    assert stored_senders(rt) == Counter({ANA: 1})
