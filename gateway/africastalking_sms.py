@@ -11,9 +11,7 @@ import hmac
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
-from werkzeug.exceptions import HTTPException
 
-from gateway import flood
 from gateway.inbound import accept, move_reply_status
 from gateway.models import utcnow
 from gateway.providers import africastalking
@@ -35,12 +33,7 @@ def inbound(secret: str) -> Response:
     except BadRequestError as error:
         abort(400, str(error))
     # Before the database, and acknowledged either way: AT retries anything but a 2xx.
-    if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
-        try:
-            accept(state, message)
-        except HTTPException:  # not stored (a 503): the retry must not count as a flood
-            flood.refund(state.redis, flood.Channel.SMS, message.sender)
-            raise
+    accept(state, message)
     return Response(africastalking.ACKNOWLEDGEMENT, mimetype=africastalking.ACKNOWLEDGEMENT_TYPE)
 
 

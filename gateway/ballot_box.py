@@ -20,7 +20,7 @@ from gateway.models import (
     PhoneRow,
     VoteRow,
 )
-from gateway.sql import insert_ignoring_conflicts
+from gateway.sql import among, insert_ignoring_conflicts
 from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
 
 
@@ -56,7 +56,10 @@ def people_by_phone(
     rows = session.execute(
         select(PhoneRow.phone, PersonRow)
         .join(PersonRow, PersonRow.id == PhoneRow.person_id)
-        .where(PhoneRow.consultation_id == consultation_id, PhoneRow.phone.in_(by_digest.values()))
+        .where(
+            PhoneRow.consultation_id == consultation_id,
+            among(session, PhoneRow.phone, by_digest.values()),
+        )
     )
     found: dict[str, list[Person]] = defaultdict(list)
     for digest, person in rows:
@@ -76,7 +79,7 @@ def ballots(session: Session, circuit_ids: Iterable[int]) -> dict[int, Ballot]:
     options: dict[int, dict[int, str]] = defaultdict(dict)
     rows = session.execute(
         select(OptionRow.circuit_id, OptionRow.number, OptionRow.title).where(
-            OptionRow.circuit_id.in_(set(circuit_ids))
+            among(session, OptionRow.circuit_id, set(circuit_ids))
         )
     )
     for circuit_id, number, title in rows:
@@ -86,7 +89,9 @@ def ballots(session: Session, circuit_ids: Iterable[int]) -> dict[int, Ballot]:
 
 def circuit_codes(session: Session, circuit_ids: Iterable[int]) -> dict[int, str]:
     rows = session.execute(
-        select(CircuitRow.id, CircuitRow.code).where(CircuitRow.id.in_(set(circuit_ids)))
+        select(CircuitRow.id, CircuitRow.code).where(
+            among(session, CircuitRow.id, set(circuit_ids))
+        )
     )
     return {row[0]: row[1] for row in rows}
 
@@ -97,7 +102,7 @@ def standing_votes(
     rows = session.scalars(
         select(ParticipationRow).where(
             ParticipationRow.consultation_id == consultation_id,
-            ParticipationRow.person_id.in_(set(person_ids)),
+            among(session, ParticipationRow.person_id, set(person_ids)),
         )
     )
     return {
@@ -131,6 +136,18 @@ def claim_first_vote(  # noqa: PLR0913
         .returning(ParticipationRow.person_id)
     )
     return session.execute(statement).first() is not None
+
+
+def claim_first_votes(session: Session, claims: list[dict[str, object]]) -> int:
+    """Record these first votes in one statement; how many were still unclaimed.
+
+    Each claim holds consultation_id, person_id, receipt, voted_at and channel. A claim someone
+    else's transaction made first is skipped by the unique key and not counted.
+    """
+    statement = insert_ignoring_conflicts(session, ParticipationRow).returning(
+        ParticipationRow.person_id
+    )
+    return len(session.execute(statement, claims).all())
 
 
 def claim_replacement(

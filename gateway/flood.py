@@ -14,11 +14,13 @@ than storing a flood.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from gateway import privacy
@@ -29,8 +31,10 @@ log = logging.getLogger(__name__)
 REFUSED_KEY = "consulta:flood:refused"  # hash "channel:reason" -> messages refused, for /metrics
 OVERALL_KEY = "consulta:flood:all"  # every sender together, per second
 
-# KEYS: the sender's minute counter, its hour counter, the overall counter, the refusals hash.
-# ARGV: per-minute, per-hour and overall-per-second limits (0 is no limit), then the channel.
+# KEYS: the sender's minute counter, its hour counter, the overall counter, the refusals hash,
+# and optionally a list. ARGV: per-minute, per-hour and overall-per-second limits (0 is no
+# limit), the channel, and optionally an entry: pushed onto that list if the message is admitted,
+# so that admitting a message and taking it into the Redis inbox cost one round trip together.
 # Returns {reason, how far over the limit}; reason is "" when the message is admitted. A sender
 # already refused does not spend the overall budget, so one flooder cannot crowd others out.
 ADMIT_SCRIPT = """
@@ -55,6 +59,7 @@ if per_second > 0 then
   local overall = bump(KEYS[3], 1000)
   if over(overall, per_second) then return refuse('overall', overall, per_second) end
 end
+if ARGV[5] then redis.call('RPUSH', KEYS[5], ARGV[5]) end
 return {'', 0}
 """
 
@@ -104,20 +109,52 @@ class Verdict:
         return not self.reason
 
 
-def check(redis: Redis, limits: Limits, channel: Channel, sender: str) -> Verdict:
-    """Count this message against its sender and everyone; raises RedisError if Redis is down."""
+def check(
+    redis: Redis,
+    limits: Limits,
+    channel: Channel,
+    sender: str,
+    push: tuple[str, str] | None = None,
+) -> Verdict:
+    """Count this message against its sender and everyone; raises RedisError if Redis is down.
+
+    With `push` (a list key and an entry), an admitted message's entry is pushed onto the list
+    in the same script: both happen, or neither.
+    """
     sender_key = f"consulta:flood:{channel.value}:{privacy.digest(sender)}"
     keys = [f"{sender_key}:minute", f"{sender_key}:hour", OVERALL_KEY, REFUSED_KEY]
-    limit_args = [limits.per_minute, limits.per_hour, limits.overall_per_second, channel.value]
-    reason, over_by = redis.register_script(ADMIT_SCRIPT)(keys=keys, args=limit_args)
+    args = [limits.per_minute, limits.per_hour, limits.overall_per_second, channel.value]
+    if push is not None:
+        keys.append(push[0])
+        args.append(push[1])
+    reason, over_by = _admit_script(redis)(keys=keys, args=args)
     return Verdict(_text(reason), int(over_by))
 
 
-def admit(redis: Redis, settings: Settings, channel: Channel, sender: str) -> bool:
-    """True if this message may be stored; a refusal is counted and logged, never silent."""
+@functools.cache
+def _admit_script(redis: Redis) -> Script:
+    """One Script per client: it is sent by its SHA1, loaded again only after a Redis restart."""
+    return redis.register_script(ADMIT_SCRIPT)
+
+
+def admit(
+    redis: Redis,
+    settings: Settings,
+    channel: Channel,
+    sender: str,
+    push: tuple[str, str] | None = None,
+) -> bool:
+    """True if this message may be stored; a refusal is counted and logged, never silent.
+
+    With `push`, True also means the entry is on the list. If Redis is down the message is
+    admitted (and nothing is pushed): RedisError is then raised when `push` was asked for, so
+    that the caller stores the message another way.
+    """
     try:
-        verdict = check(redis, Limits.for_channel(settings, channel), channel, sender)
+        verdict = check(redis, Limits.for_channel(settings, channel), channel, sender, push)
     except RedisError:
+        if push is not None:
+            raise
         masked = privacy.mask(sender)
         log.warning("flood control off, redis down: %s from %s admitted", channel.value, masked)
         return True

@@ -12,8 +12,9 @@ from flask import abort
 from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
 
-from gateway import inbox
+from gateway import flood, inbox
 from gateway.app import WebState
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers.base import InboundMessage
@@ -25,18 +26,36 @@ log = logging.getLogger(__name__)
 
 
 def accept(state: WebState, message: InboundMessage) -> None:
-    """Make the message safe, by the configured path, before the caller answers 2xx.
+    """Admit the message past flood control and make it safe before the caller answers 2xx.
 
-    ACK_AFTER=redis: into the Redis inbox, or, if Redis refuses, straight into the database.
-    ACK_AFTER=database: committed to the database, then its ID handed to the queue.
-    Either way, if neither store takes it the request ends in a 503 and the provider retries.
+    A message refused as a flood is dropped here, counted and logged (gateway/flood.py); the
+    caller still answers 2xx, or the provider would send it again.
+    ACK_AFTER=redis: one script admits it and puts it in the Redis inbox, a single round trip.
+      If Redis refuses, it goes straight into the database (flood control is off meanwhile).
+    ACK_AFTER=database: admitted, committed to the database, then its ID handed to the queue.
+    If neither store takes it the request ends in a 503 and the provider retries; a message not
+    stored gives back what it counted, so that its retries are not taken for a flood.
     """
-    if state.settings.ack_after == "redis":
+    settings, channel = state.settings, flood.Channel.SMS
+    if settings.ack_after == "redis":
+        entry = (inbox.INBOX, inbox.encode(message))
         try:
-            inbox.put(state.redis, message)
+            flood.admit(state.redis, settings, channel, message.sender, push=entry)
             return
         except RedisError:
             log.warning("redis unavailable: message written to the database instead")
+            _record_and_hand_over(state, message)
+            return
+    if not flood.admit(state.redis, settings, channel, message.sender):
+        return
+    try:
+        _record_and_hand_over(state, message)
+    except HTTPException:  # not stored (a 503): the retry must not count as a flood
+        flood.refund(state.redis, channel, message.sender)
+        raise
+
+
+def _record_and_hand_over(state: WebState, message: InboundMessage) -> None:
     inbound_id = record_inbound(state, message)
     if inbound_id is not None:
         hand_to_queue(state, inbound_id)

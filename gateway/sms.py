@@ -6,9 +6,8 @@ import logging
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import MultiDict
 
-from gateway import flood
 from gateway.inbound import accept, move_reply_status
 from gateway.models import utcnow
 from gateway.providers import twilio
@@ -16,49 +15,48 @@ from gateway.providers.base import BadRequestError
 
 blueprint = Blueprint("sms", __name__)
 log = logging.getLogger(__name__)
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 @blueprint.post("/sms/twilio")
 def twilio_inbound() -> Response:
     state = current_app.extensions["consulta"]
-    _require_signed_utf8_form(state.settings)
+    form = _signed_utf8_form(state.settings)
     try:
-        message = twilio.parse_inbound(request.form, utcnow(), state.settings.default_region)
+        message = twilio.parse_inbound(form, utcnow(), state.settings.default_region)
     except BadRequestError as error:
         abort(400, str(error))
-    # Before the database: a flood costs one Redis round trip a message, and still gets its 200
-    # so that Twilio does not retry it.
-    if flood.admit(state.redis, state.settings, flood.Channel.SMS, message.sender):
-        try:
-            accept(state, message)
-        except HTTPException:  # not stored (a 503): the retry must not count as a flood
-            flood.refund(state.redis, flood.Channel.SMS, message.sender)
-            raise
+    # A flood is refused there too, and still gets its 200 so that Twilio does not retry it.
+    accept(state, message)
     return Response(twilio.ACKNOWLEDGEMENT, mimetype=twilio.ACKNOWLEDGEMENT_TYPE)
 
 
 @blueprint.post("/sms/twilio/status")
 def twilio_status() -> Response:
     state = current_app.extensions["consulta"]
-    _require_signed_utf8_form(state.settings)
+    form = _signed_utf8_form(state.settings)
     try:
-        sid, status, error_code = twilio.parse_status(request.form)
+        sid, status, error_code = twilio.parse_status(form)
     except BadRequestError as error:
         abort(400, str(error))
     move_reply_status(state, sid, status, error_code)
     return Response(status=204)
 
 
-def _require_signed_utf8_form(settings) -> None:  # type: ignore[no-untyped-def]
+def _signed_utf8_form(settings) -> MultiDict[str, str]:  # type: ignore[no-untyped-def]
+    """The form, parsed once and strictly: 400 unless UTF-8 form data, 403 unless signed."""
     raw = request.get_data(cache=True)  # also enforces MAX_CONTENT_LENGTH (413)
     try:
-        parse_qsl(raw.decode("ascii"), encoding="utf-8", errors="strict")
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         abort(400, "the body is not form data in UTF-8")
+    # As Werkzeug would: a body of another type carries no form fields (and so no valid signature).
+    form = MultiDict(pairs if request.mimetype == FORM_TYPE else [])
     url = _signed_url(settings.public_url)
     signature = request.headers.get("X-Twilio-Signature")
-    if not twilio.verify(settings.twilio_auth_token, url, request.form, signature):
+    if not twilio.verify(settings.twilio_auth_token, url, form, signature):
         abort(403, "missing or invalid X-Twilio-Signature")
+    return form
 
 
 def _signed_url(public_url: str | None) -> str:

@@ -44,13 +44,15 @@ class Encoded:
 
 def measure(text: str) -> Encoded:
     """The encoding, size and segment count a carrier would use for `text`."""
-    encoding: Encoding = "GSM-7" if all(ch in GSM7 for ch in text) else "UCS-2"
-    cost = _septets if encoding == "GSM-7" else _code_units
-    costs = [cost(ch) for ch in text]
-    units = sum(costs)
+    # Set operations run in C: every reply is measured, so this is on the worker's hot path.
+    characters = set(text)
+    encoding: Encoding = "GSM-7" if characters <= GSM7 else "UCS-2"
+    wide = GSM7_EXTENSION if encoding == "GSM-7" else {ch for ch in characters if ord(ch) > 0xFFFF}
+    units = len(text) + sum(text.count(ch) for ch in characters & wide)
     if units <= SINGLE[encoding]:
         return Encoded(encoding, units, 1)
-    return Encoded(encoding, units, _pack(costs, CONCATENATED[encoding]))
+    cost = _septets if encoding == "GSM-7" else _code_units
+    return Encoded(encoding, units, _pack(map(cost, text), CONCATENATED[encoding]))
 
 
 def _septets(ch: str) -> int:
@@ -123,7 +125,13 @@ def to_ascii(text: str) -> str:
 
 def _transliterate(text: str, alphabet: frozenset[str], table: Mapping[str, str]) -> str:
     # NFC first, so an "n" followed by a combining tilde is the GSM-7 "ñ" it looks like.
-    composed = unicodedata.normalize("NFC", text)
+    composed = unicodedata.normalize("NFC", text)  # returns `text` itself when already NFC
+    characters = set(composed)
+    if characters <= alphabet and not table.keys() & characters:
+        return composed  # most texts, our own catalogue's: nothing to do
+    if characters <= alphabet | table.keys():
+        # Every character either stays or has its entry: one pass in C, as _replace would do it.
+        return composed.translate(str.maketrans(dict(table)))
     return "".join(_replace(ch, alphabet, table) for ch in composed)
 
 

@@ -19,11 +19,11 @@ from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers.base import InboundMessage
 from gateway.settings import Settings
-from gateway.sql import insert_ignoring_conflicts_on
+from gateway.sql import among, insert_ignoring_conflicts
 from messages.voice import cost
 from voting import rules
 from workers import runtime
-from workers.booth import Booth
+from workers.booth import Booth, ClaimLostError
 from workers.replies import enqueue_replies
 
 
@@ -74,16 +74,17 @@ def record_batch(session: Session, arrived: list[InboundMessage]) -> list[int]:
         }
         for m in unique.values()
     ]
-    dialect = session.get_bind().dialect.name
-    statement = insert_ignoring_conflicts_on(dialect, InboundRow).values(rows)
-    return list(session.scalars(statement.returning(InboundRow.id)))
+    # Many parameter sets to one statement: SQLAlchemy sends them as multi-row INSERTs of a
+    # cached shape, where `.values(rows)` would compile a new statement for every batch.
+    statement = insert_ignoring_conflicts(session, InboundRow).returning(InboundRow.id)
+    return list(session.scalars(statement, rows))
 
 
 def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[InboundRow]:
     """The still-pending messages among these, locked; a concurrent job skips them."""
     query = (
         select(InboundRow)
-        .where(InboundRow.id.in_(inbound_ids), InboundRow.status == "pending")
+        .where(among(session, InboundRow.id, inbound_ids), InboundRow.status == "pending")
         .order_by(InboundRow.received_at, InboundRow.id)
         .with_for_update(skip_locked=True)
     )
@@ -91,11 +92,25 @@ def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[InboundR
 
 
 def handle_batch(session: Session, messages: list[InboundRow], settings: Settings) -> list[int]:
-    """Judge each message in order, mark it done, and record its reply; the reply IDs."""
+    """Judge each message in order, mark it done, and record its reply; the reply IDs.
+
+    First with the first votes claimed together (one statement), from a savepoint; if another
+    transaction counted one of those people first, again from the savepoint, one claim at a time.
+    """
     if not messages:
         return []
+    try:
+        with session.begin_nested():
+            return _judge_batch(session, messages, settings, defer_claims=True)
+    except ClaimLostError:
+        return _judge_batch(session, messages, settings, defer_claims=False)
+
+
+def _judge_batch(
+    session: Session, messages: list[InboundRow], settings: Settings, defer_claims: bool
+) -> list[int]:
     consultations = ballot_box.all_consultations(session)
-    booth = Booth(session, messages, settings)
+    booth = Booth(session, messages, settings, defer_claims)
     now = utcnow()
     outbound: list[OutboundRow] = []
     for message in messages:
@@ -108,7 +123,7 @@ def handle_batch(session: Session, messages: list[InboundRow], settings: Setting
                 _reply_row(message, part, text, now)
                 for part, text in enumerate(answer.texts, start=1)
             ]
-    booth.ballot_box.store(session)
+    booth.store()
     session.add_all(outbound)
     session.flush()
     return [row.id for row in outbound]

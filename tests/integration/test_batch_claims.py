@@ -1,0 +1,111 @@
+"""A batch claims its first votes in one statement, and still loses a race correctly.
+
+The intake job judges a batch as if each of its first votes will be the person's first, then
+claims them all in one `INSERT … ON CONFLICT DO NOTHING`. These tests count the statements, and
+put a rival transaction's vote in between the judging and the claim: the batch must then be
+judged again from its savepoint, and the person answered "already voted".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from gateway.models import InboundRow, OutboundRow, ParticipationRow, VoteRow
+from tests.integration.test_faults import count, record_directly
+from tests.support.factories import seed
+from workers import intake
+from workers.runtime import Runtime
+
+ANA, BETO, CARLA = "+584141234567", "+584141234568", "+584141234569"
+PEOPLE = [
+    ("V10000001", "C1", date(1990, 1, 1), [ANA]),
+    ("V10000002", "C1", date(1990, 1, 1), [BETO]),
+    ("V10000003", "C1", date(1990, 1, 1), [CARLA]),
+]
+CLAIM = "INSERT INTO participations"
+
+
+@contextmanager
+def statements_seen(rt: Runtime) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", note)
+
+
+@contextmanager
+def rival_counts_first(rt: Runtime) -> Iterator[list[int]]:
+    """Just before the batch's claim, another transaction counts the first person it claims."""
+    rivals: list[int] = []
+
+    def interpose(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if rivals or not statement.startswith(CLAIM) or not isinstance(parameters, dict):
+            return
+        person_keys = sorted(k for k in parameters if k.startswith("person_id"))
+        consultation = parameters[person_keys[0].replace("person_id", "consultation_id")]
+        rivals.append(parameters[person_keys[0]])
+        with rt.sessions() as rival, rival.begin():
+            rival.execute(
+                insert(ParticipationRow).values(
+                    consultation_id=consultation, person_id=rivals[0], receipt="RIVAL0001",
+                    voted_at=datetime.now(UTC), channel="ussd",
+                )
+            )  # fmt: skip
+
+    event.listen(rt.engine, "before_cursor_execute", interpose)
+    try:
+        yield rivals
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", interpose)
+
+
+def outcomes_by_sender(rt: Runtime) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    with rt.sessions() as session:
+        for sender, outcome in session.execute(select(InboundRow.sender, InboundRow.outcome)):
+            found.setdefault(sender, []).append(outcome)
+    return found
+
+
+def test_a_batch_of_three_first_votes_claims_them_in_one_statement(rt: Runtime) -> None:
+    seed(rt.sessions, people=PEOPLE)
+    ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+    with statements_seen(rt) as seen:
+        assert intake.process_inbound(ids)["processed"] == 3
+    assert sum(s.startswith(CLAIM) for s in seen) == 1
+    assert count(rt, ParticipationRow) == count(rt, VoteRow) == 3
+
+
+def test_a_voter_counted_by_another_transaction_meanwhile_is_answered_already_voted(
+    rt: Runtime,
+) -> None:
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
+    seed(rt.sessions, people=PEOPLE)
+    ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+    with rival_counts_first(rt) as rivals:
+        assert intake.process_inbound(ids)["processed"] == 3
+    assert len(rivals) == 1
+    outcomes = outcomes_by_sender(rt)
+    assert sorted(o for sender in outcomes for o in outcomes[sender]) == [
+        "already_voted", "confirmed", "confirmed",
+    ]  # fmt: skip
+    # The rival's vote stands alone for its person: no vote row of ours, one reply each.
+    assert count(rt, ParticipationRow) == 3
+    assert count(rt, VoteRow) == 2
+    assert count(rt, OutboundRow) == 3
+    with rt.sessions() as session:
+        receipts = set(session.scalars(select(ParticipationRow.receipt)))
+    assert "RIVAL0001" in receipts
