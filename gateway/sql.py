@@ -41,6 +41,9 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     instead of a new statement with hundreds of placeholders every time.
     """
     values = list(values)
+    condition: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(values)
+        condition = column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    else:
+        condition = column.in_(values)
+    return condition

@@ -131,7 +131,7 @@ def _transliterate(text: str, alphabet: frozenset[str], table: Mapping[str, str]
         return composed  # most texts, our own catalogue's: nothing to do
     if characters <= alphabet | table.keys():
         # Every character either stays or has its entry: one pass in C, as _replace would do it.
-        return composed.translate(str.maketrans(dict(table)))
+        return composed.translate({ord(key): value for key, value in table.items()})
     return "".join(_replace(ch, alphabet, table) for ch in composed)
 
 

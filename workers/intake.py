@@ -29,6 +29,8 @@ from workers.replies import enqueue_replies
 
 def process_inbound(inbound_ids: list[int]) -> dict[str, int]:
     """RQ job: count the votes among these messages and queue one reply for each."""
+    if not isinstance(inbound_ids, list) or not all(type(i) is int for i in inbound_ids):
+        raise TypeError(f"an intake job takes a list of inbound IDs, not {inbound_ids!r:.80}")
     rt = runtime.current()
     with transaction(rt.sessions) as session:
         messages = claim_pending(session, inbound_ids)

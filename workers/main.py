@@ -16,9 +16,11 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from contextlib import suppress
 
 from redis.exceptions import RedisError
@@ -38,7 +40,8 @@ OUTAGE_PAUSE_SECONDS = 1.0
 # Redis writes; with `appendfsync always` each waits for an fsync) faces a queue of tiny jobs it
 # can never catch up with. With at most this many jobs waiting, IDs gather in the list instead
 # and the next job takes them all (tests/fault/test_outage.py).
-JOBS_AHEAD = 2
+JOBS_AHEAD = 2  # at least; one more than there are intake workers (`_jobs_ahead`)
+FOLLOWER_PAUSE_SECONDS = 1.0  # how often a worker that does not pump asks for the lease
 BEHIND_PAUSE_SECONDS = 0.05
 # RQ's maintenance pass restarts its scheduler if that died with Redis; RQ runs it every 10 min.
 MAINTENANCE_SECONDS = 60
@@ -125,21 +128,45 @@ def _children_die_with_us() -> None:
 
 
 def feed(rt: runtime.Runtime, stop: threading.Event) -> None:
-    """Pump batches continuously and sweep every few seconds, riding out Redis or DB outages."""
+    """Pump batches continuously and sweep every few seconds, riding out Redis or DB outages.
+
+    Every intake worker runs this, but only one pumps at a time: the one holding the pump lease.
+    With a pump in each worker, each took a share of what was waiting, and four workers made
+    batches a quarter the size, so more workers carried fewer votes (docs/performance.md).
+    """
+    me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     last_sweep = 0.0
-    while not stop.is_set():
-        try:
-            if rt.queue(INTAKE_QUEUE).count < JOBS_AHEAD:
-                pump.pump_once(rt, wait_seconds=1.0)
-            else:  # the workers are behind: let the next batch grow instead of queueing more jobs
-                stop.wait(BEHIND_PAUSE_SECONDS)
-            if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
-                last_sweep = time.monotonic()
-                if recovered := pump.sweep_once(rt):
-                    _log_recovery(recovered)
-        except (RedisError, SQLAlchemyError) as error:
-            log.warning("pump paused: %s", type(error).__name__)
-            stop.wait(OUTAGE_PAUSE_SECONDS)
+    try:
+        while not stop.is_set():
+            last_sweep = _feed_once(rt, stop, me, last_sweep)
+    finally:
+        with suppress(RedisError):
+            pump.release_lease(rt.redis, me)
+
+
+def _feed_once(rt: runtime.Runtime, stop: threading.Event, me: str, last_sweep: float) -> float:
+    """One turn of the side thread; when it last swept."""
+    try:
+        if not pump.hold_lease(rt.redis, me):
+            stop.wait(FOLLOWER_PAUSE_SECONDS)  # another worker pumps; the jobs still reach us
+        elif rt.queue(INTAKE_QUEUE).count < _jobs_ahead(rt):
+            pump.pump_once(rt, wait_seconds=1.0)
+        else:  # the workers are behind: let the next batch grow instead of queueing more jobs
+            stop.wait(BEHIND_PAUSE_SECONDS)
+        if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
+            last_sweep = time.monotonic()
+            if recovered := pump.sweep_once(rt):
+                _log_recovery(recovered)
+    except (RedisError, SQLAlchemyError) as error:
+        log.warning("pump paused: %s", type(error).__name__)
+        stop.wait(OUTAGE_PAUSE_SECONDS)
+    return last_sweep
+
+
+def _jobs_ahead(rt: runtime.Runtime) -> int:
+    """Jobs to keep waiting: enough for every intake worker to find one, and no more."""
+    workers = SimpleWorker.count(connection=rt.redis, queue=rt.queue(INTAKE_QUEUE))
+    return max(JOBS_AHEAD, workers + 1)
 
 
 def _log_recovery(counts: dict[str, int]) -> None:

@@ -5,6 +5,9 @@ them at a time and enqueues one intake job for the lot, so a busy minute costs a
 one per vote. The sweep reads the gateway's own records: any message still pending after a
 while (its ID lost with a killed pump, a dead worker or a Redis restart) is pushed again, and
 any reply still waiting is queued again. Running a message twice is harmless by design.
+
+Every intake worker can pump, but one at a time does: the holder of a short lease in Redis.
+A worker killed while pumping loses the lease when it expires, and another takes over.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from redis import Redis
 from rq import Retry
 from sqlalchemy import select, update
 
@@ -26,6 +30,31 @@ from workers.replies import RETRY_DELAYS, enqueue_replies
 SWEEP_LIMIT = 5000  # rows per sweep pass: a backlog is recovered over several passes
 SWEEP_LOCK = "consulta:sweep-lock"
 INTAKE_RETRY = Retry(max=5, interval=[1, 5, 15, 30, 60])
+
+
+PUMP_LEASE = "consulta:pump-lease"
+PUMP_LEASE_MS = 3000  # a dead pump's lease passes to another worker after this
+# Take the lease if it is free, or renew it if it is ours: 1 if we hold it now.
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def hold_lease(redis: Redis, me: str, lease_ms: int = PUMP_LEASE_MS) -> bool:
+    """Whether `me` is the deployment's one pump now; renews the lease each time it is."""
+    return bool(redis.eval(_HOLD, 1, PUMP_LEASE, me, lease_ms))
+
+
+def release_lease(redis: Redis, me: str) -> None:
+    """On the way out, so that another worker pumps at once rather than after the lease."""
+    redis.eval(_RELEASE, 1, PUMP_LEASE, me)
 
 
 def push_for_intake(rt: runtime.Runtime, inbound_ids: list[int]) -> None:
