@@ -16,6 +16,7 @@ without a plus. `tests/unit/test_import_phones.py` holds both paths to the same 
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -25,6 +26,12 @@ from gateway.phones import to_e164
 
 _SEPARATORS = str.maketrans("", "", " -.")  # the punctuation both paths drop without a trace
 _LONGEST = 40  # characters: anything longer is left to the parser, whatever it holds
+
+
+@functools.cache
+def reader_for(region: str) -> PhoneReader:
+    """The reader of a region, made once per process: webhooks read two numbers a message."""
+    return PhoneReader(region)
 
 
 class PhoneReader:

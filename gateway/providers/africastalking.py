@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from gateway.phones import to_e164
+from gateway.imports.e164 import reader_for
 from gateway.providers.base import (
     BadRequestError,
     InboundMessage,
@@ -184,4 +184,4 @@ def _require(form: Mapping[str, str], non_empty: tuple[str, ...], present: str) 
 
 
 def _phone(raw: str, region: str) -> str:
-    return to_e164(raw, region) or raw[:32]
+    return reader_for(region)(raw) or raw[:32]

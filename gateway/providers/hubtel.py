@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from gateway.phones import to_e164
+from gateway.imports.e164 import reader_for
 from gateway.providers.base import BadRequestError, Screen, UssdHop, at_most
 
 NAME = "hubtel"
@@ -36,7 +36,7 @@ def parse_ussd(payload: Mapping[str, object], region: str = DEFAULT_REGION) -> U
     return UssdHop(
         provider=NAME,
         session_id=session_id,
-        phone=to_e164(mobile, region) or mobile[:32],
+        phone=reader_for(region)(mobile) or mobile[:32],
         service_code=_service_code(payload),
         inputs=(message,) if kind == CONTINUES else (),
         whole_path=False,

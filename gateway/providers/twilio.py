@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, compare, remove_port
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from gateway.phones import to_e164
+from gateway.imports.e164 import reader_for
 from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult, at_most
 
 NAME = "twilio"
@@ -47,8 +48,8 @@ def parse_inbound(form: Mapping[str, str], received_at: datetime, region: str) -
     return InboundMessage(
         provider=NAME,
         external_id=sid,
-        sender=to_e164(form["From"], region) or form["From"][:32],
-        recipient=to_e164(form["To"], region) or form["To"][:32],
+        sender=reader_for(region)(form["From"]) or form["From"][:32],
+        recipient=reader_for(region)(form["To"]) or form["To"][:32],
         body=body,
         received_at=received_at,
     )
@@ -63,13 +64,21 @@ def parse_status(form: Mapping[str, str]) -> tuple[str, str, str | None]:
 
 
 def verify(auth_token: str, url: str, form: Any, signature: str | None) -> bool:
-    """Twilio's own validator: HMAC-SHA1 over the URL and sorted parameters, in constant time.
+    """Twilio's signature: HMAC-SHA1 over the URL and sorted parameters, compared in constant time.
 
     `form` is the request's MultiDict itself, since repeated keys are part of what was signed.
+    Twilio signs the URL with or without its port, so both are tried, as the SDK's `validate`
+    does; it computes both every time, this stops at the first match, which is usually the
+    first one tried, so a genuine webhook costs one HMAC.
     """
     if not signature:
         return False
-    return bool(RequestValidator(auth_token).validate(url, form, signature))
+    validator = RequestValidator(auth_token)
+    parsed = urlparse(url)
+    return any(
+        compare(validator.compute_signature(candidate, form), signature)
+        for candidate in dict.fromkeys((remove_port(parsed), add_port(parsed)))
+    )
 
 
 def make_client(account_sid: str, auth_token: str, api_base_url: str | None) -> Client:
