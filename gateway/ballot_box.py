@@ -169,27 +169,6 @@ def claim_replacement(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def cast(  # noqa: PLR0913
-    session: Session,
-    consultation_id: int,
-    circuit_id: int,
-    option: int,
-    receipt: str,
-    at: datetime,
-    replaced_at: datetime | None = None,
-) -> None:
-    session.add(
-        VoteRow(
-            consultation_id=consultation_id,
-            circuit_id=circuit_id,
-            option=option,
-            receipt=receipt,
-            cast_at=at,
-            replaced_at=replaced_at,
-        )
-    )
-
-
 def retire(session: Session, receipt: str, at: datetime) -> None:
     session.execute(update(VoteRow).where(VoteRow.receipt == receipt).values(replaced_at=at))
 

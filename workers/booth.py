@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from gateway import audit, ballot_box, privacy
-from gateway.models import InboundRow, OptOutRow, PhonePreferenceRow, utcnow
+from gateway.models import OptOutRow, PhonePreferenceRow, VoteRow, utcnow
 from gateway.settings import Settings
 from gateway.sql import among, insert_ignoring_conflicts, upsert
 from messages import catalogue
@@ -27,6 +27,19 @@ from voting.model import Ballot, Consultation, Participation, Person
 from voting.receipts import PAPER_RECEIPT, new_receipt
 
 MAX_SHOWN_OPTIONS = 9  # numbers repeated back in the "ambiguous" reply
+
+
+@dataclass(frozen=True)
+class Message:
+    """A recorded message this job owns: its row is new in, or locked by, the job's transaction."""
+
+    id: int
+    provider: str
+    channel: str
+    sender: str
+    body: str
+    receipt: str | None  # a USSD vote's, given to the voter when they confirmed
+    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,7 @@ class Booth:
     def __init__(
         self,
         session: Session,
-        messages: list[InboundRow],
+        messages: list[Message],
         settings: Settings,
         defer_claims: bool = False,
     ) -> None:
@@ -100,7 +113,7 @@ class Booth:
         """Never to a number that opted out, nor to an address that is not a phone number."""
         return sender not in self.opted_out and sender.startswith("+")
 
-    def handle(self, message: InboundRow, consultation: Consultation | None) -> Answer:
+    def handle(self, message: Message, consultation: Consultation | None) -> Answer:
         parsed = grammar.parse(message.body)
         voice = self._voice(message.sender, consultation)
         if isinstance(parsed, grammar.Keyword):
@@ -174,7 +187,7 @@ class Booth:
 
     def _command(
         self,
-        message: InboundRow,
+        message: Message,
         consultation: Consultation,
         command: grammar.Command,
         voice: Voice,
@@ -205,7 +218,7 @@ class Booth:
     # -- votes ------------------------------------------------------------------------------
 
     def _vote(
-        self, message: InboundRow, consultation: Consultation, vote: grammar.Vote, voice: Voice
+        self, message: Message, consultation: Consultation, vote: grammar.Vote, voice: Voice
     ) -> Answer:
         self._prefetch(consultation.id)
         on_phone = self.people[consultation.id].get(message.sender, [])
@@ -244,7 +257,7 @@ class Booth:
         )
 
     def _record(
-        self, message: InboundRow, consultation: Consultation, accepted: rules.Accepted
+        self, message: Message, consultation: Consultation, accepted: rules.Accepted
     ) -> bool:
         """Count the vote; False if the unique constraint says someone else was first."""
         session, at, person = self.session, message.received_at, accepted.person
@@ -323,11 +336,14 @@ class PendingVotes:
         self.pending.clear()
         secrets.SystemRandom().shuffle(votes)
         now = utcnow()
-        for vote in votes:
-            ballot_box.cast(
-                session, vote.consultation_id, vote.circuit_id, vote.option, vote.receipt,
-                vote.at, replaced_at=vote.replaced_at,
-            )  # fmt: skip
+        if votes:
+            rows = [
+                {"consultation_id": v.consultation_id, "circuit_id": v.circuit_id,
+                 "option": v.option, "receipt": v.receipt, "cast_at": v.at,
+                 "replaced_at": v.replaced_at}
+                for v in votes
+            ]  # fmt: skip
+            session.execute(insert(VoteRow), rows)  # in this order: one multi-row INSERT
         for consultation_id in sorted({v.consultation_id for v in votes}):
             entries = [_audit_entry(v, now) for v in votes if v.consultation_id == consultation_id]
             audit.append_many(session, consultation_id, entries)

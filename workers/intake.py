@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway import ballot_box, inbox
@@ -23,7 +23,7 @@ from gateway.sql import among, insert_ignoring_conflicts
 from messages.voice import cost
 from voting import rules
 from workers import runtime
-from workers.booth import Booth, ClaimLostError
+from workers.booth import Booth, ClaimLostError, Message
 from workers.replies import enqueue_replies
 
 
@@ -47,16 +47,19 @@ def process_inbox_batch(batch: str) -> dict[str, int]:
     rt = runtime.current()
     arrived = inbox.read_batch(rt.redis, batch)
     with transaction(rt.sessions) as session:
-        new_ids = record_batch(session, arrived)
-        messages = claim_pending(session, new_ids)
+        messages = record_batch(session, arrived)
         reply_ids = handle_batch(session, messages, rt.settings)
     inbox.finish_batch(rt.redis, batch)
     enqueue_replies(rt, reply_ids)
     return {"arrived": len(arrived), "processed": len(messages), "replies": len(reply_ids)}
 
 
-def record_batch(session: Session, arrived: list[InboundMessage]) -> list[int]:
-    """Insert the messages not seen before, in one statement; the IDs of those that were new."""
+def record_batch(session: Session, arrived: list[InboundMessage]) -> list[Message]:
+    """Insert the messages not seen before, in one statement; those that were new, in order.
+
+    The rows this inserts are this transaction's own until it commits: nobody else can judge
+    them, so they need no second read and no lock.
+    """
     unique = {(m.provider, m.external_id): m for m in arrived}
     if not unique:
         return []
@@ -78,22 +81,40 @@ def record_batch(session: Session, arrived: list[InboundMessage]) -> list[int]:
     ]
     # Many parameter sets to one statement: SQLAlchemy sends them as multi-row INSERTs of a
     # cached shape, where `.values(rows)` would compile a new statement for every batch.
-    statement = insert_ignoring_conflicts(session, InboundRow).returning(InboundRow.id)
-    return list(session.scalars(statement, rows))
+    statement = insert_ignoring_conflicts(session, InboundRow).returning(
+        InboundRow.id, InboundRow.provider, InboundRow.external_id
+    )
+    new = [
+        _message(row_id, unique[(provider, external_id)])
+        for row_id, provider, external_id in session.execute(statement, rows)
+    ]
+    return sorted(new, key=lambda m: (m.received_at, m.id))
 
 
-def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[InboundRow]:
+def _message(row_id: int, m: InboundMessage) -> Message:
+    return Message(row_id, m.provider, m.channel, m.sender, m.body, m.receipt, m.received_at)
+
+
+def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[Message]:
     """The still-pending messages among these, locked; a concurrent job skips them."""
     query = (
-        select(InboundRow)
+        select(
+            InboundRow.id,
+            InboundRow.provider,
+            InboundRow.channel,
+            InboundRow.sender,
+            InboundRow.body,
+            InboundRow.receipt,
+            InboundRow.received_at,
+        )  # fmt: skip
         .where(among(session, InboundRow.id, inbound_ids), InboundRow.status == "pending")
         .order_by(InboundRow.received_at, InboundRow.id)
         .with_for_update(skip_locked=True)
     )
-    return list(session.scalars(query))
+    return [Message(*row) for row in session.execute(query)]
 
 
-def handle_batch(session: Session, messages: list[InboundRow], settings: Settings) -> list[int]:
+def handle_batch(session: Session, messages: list[Message], settings: Settings) -> list[int]:
     """Judge each message in order, mark it done, and record its reply; the reply IDs.
 
     First with the first votes claimed together (one statement), from a savepoint; if another
@@ -109,39 +130,44 @@ def handle_batch(session: Session, messages: list[InboundRow], settings: Setting
 
 
 def _judge_batch(
-    session: Session, messages: list[InboundRow], settings: Settings, defer_claims: bool
+    session: Session, messages: list[Message], settings: Settings, defer_claims: bool
 ) -> list[int]:
+    """Every write in a few statements: the votes, the messages marked done, the replies."""
     consultations = ballot_box.all_consultations(session)
     booth = Booth(session, messages, settings, defer_claims)
     now = utcnow()
-    outbound: list[OutboundRow] = []
+    done: list[dict[str, object]] = []
+    replies: list[dict[str, object]] = []
     for message in messages:
         consultation = rules.consultation_for(consultations, message.received_at)
         answer = booth.handle(message, consultation)
-        message.status, message.outcome, message.processed_at = "done", answer.outcome, now
-        message.consultation_id = consultation.id if consultation else None
+        done.append(
+            {"id": message.id, "status": "done", "outcome": answer.outcome,
+             "processed_at": now, "consultation_id": consultation.id if consultation else None}
+        )  # fmt: skip
         if booth.may_reply(message.sender):
-            outbound += [
+            replies += [
                 _reply_row(message, part, text, now)
                 for part, text in enumerate(answer.texts, start=1)
             ]
     booth.store()
-    session.add_all(outbound)
-    session.flush()
-    return [row.id for row in outbound]
+    session.execute(update(InboundRow), done)  # by primary key, as one executemany
+    if not replies:
+        return []
+    return list(session.scalars(insert(OutboundRow).returning(OutboundRow.id), replies))
 
 
-def _reply_row(message: InboundRow, part: int, body: str, now: datetime) -> OutboundRow:
+def _reply_row(message: Message, part: int, body: str, now: datetime) -> dict[str, object]:
     billed = cost(body)
-    return OutboundRow(
-        inbound_id=message.id,
-        part=part,
-        encoding=billed.encoding,
-        segments=billed.segments,
-        provider=message.provider,
-        recipient=message.sender,
-        body=body,
-        status="queued",
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "inbound_id": message.id,
+        "part": part,
+        "encoding": billed.encoding,
+        "segments": billed.segments,
+        "provider": message.provider,
+        "recipient": message.sender,
+        "body": body,
+        "status": "queued",
+        "created_at": now,
+        "updated_at": now,
+    }
