@@ -7,7 +7,8 @@ few minutes, so that a voter whose call dropped can dial again and resume where 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from redis import Redis
 
@@ -63,10 +64,16 @@ def forget(redis: Redis, provider: str, session_id: str) -> None:
 
 
 def _encode(session: Session) -> str:
-    context = asdict(session.context)
+    context = _fields(session.context)
+    context["voters"] = [_fields(voter) for voter in session.context.voters]
     # JSON keys are strings: keep the ballots as lists of pairs so the numbers survive.
     context["ballots"] = [[c, list(o.items())] for c, o in session.context.ballots.items()]
-    return json.dumps({"state": asdict(session.state), "context": context, "seen": session.seen})
+    return json.dumps({"state": _fields(session.state), "context": context, "seen": session.seen})
+
+
+def _fields(instance: Context | State | Voter) -> dict[str, Any]:
+    """A dataclass's fields, one level deep: `asdict` copies every ballot title on every hop."""
+    return {f.name: getattr(instance, f.name) for f in fields(instance)}
 
 
 def _decode(raw: bytes | str | None) -> Session | None:
