@@ -10,15 +10,13 @@ import logging
 
 from flask import abort
 from redis.exceptions import RedisError
-from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gateway import flood, inbox
+from gateway import delivery_reports, flood, inbox
 from gateway.app import WebState
-from gateway.models import InboundRow, OutboundRow, utcnow
+from gateway.models import InboundRow, utcnow
 from gateway.providers.base import InboundMessage
-from gateway.providers.twilio import status_rank
 from gateway.queues import INTAKE_LIST
 from gateway.sql import insert_ignoring_conflicts_on
 
@@ -97,13 +95,22 @@ def hand_to_queue(state: WebState, inbound_id: int) -> None:
 
 
 def move_reply_status(state: WebState, provider_sid: str, status: str, error: str | None) -> None:
-    """Delivery reports arrive out of order and more than once; a status only moves forward."""
-    behind = [
-        s for s in ("queued", "sending", "unknown", "sent") if status_rank(s) < status_rank(status)
-    ]
+    """Move a reply's status forward; a report that came before its reply's ID is parked.
+
+    See gateway/delivery_reports.py for why the row is looked for again after parking.
+    """
     with state.sessions() as session, session.begin():
-        session.execute(
-            update(OutboundRow)
-            .where(OutboundRow.provider_sid == provider_sid, OutboundRow.status.in_(behind))
-            .values(status=status, error_code=error, updated_at=utcnow())
-        )
+        if delivery_reports.move(session, provider_sid, status, error):
+            return
+        if delivery_reports.known(session, provider_sid):
+            # Behind the row's status (nothing to do), or its reply job committed just now.
+            delivery_reports.move(session, provider_sid, status, error)
+            return
+    try:
+        delivery_reports.park(state.redis, provider_sid, status, error)
+    except RedisError:
+        log.warning("redis unavailable: an early delivery report is lost")
+        return
+    with state.sessions() as session, session.begin():
+        if delivery_reports.known(session, provider_sid):
+            delivery_reports.move(session, provider_sid, status, error)

@@ -40,7 +40,9 @@ OUTAGE_PAUSE_SECONDS = 1.0
 # Redis writes; with `appendfsync always` each waits for an fsync) faces a queue of tiny jobs it
 # can never catch up with. With at most this many jobs waiting, IDs gather in the list instead
 # and the next job takes them all (tests/fault/test_outage.py).
-JOBS_AHEAD = 2  # at least; one more than there are intake workers (`_jobs_ahead`)
+# With one pump for the deployment this also sets batch size: the fewer jobs wait, the more
+# messages each takes. Keeping one per worker waiting made batches of 12 with four workers.
+JOBS_AHEAD = 2
 FOLLOWER_PAUSE_SECONDS = 1.0  # how often a worker that does not pump asks for the lease
 BEHIND_PAUSE_SECONDS = 0.05
 # RQ's maintenance pass restarts its scheduler if that died with Redis; RQ runs it every 10 min.
@@ -149,7 +151,7 @@ def _feed_once(rt: runtime.Runtime, stop: threading.Event, me: str, last_sweep: 
     try:
         if not pump.hold_lease(rt.redis, me):
             stop.wait(FOLLOWER_PAUSE_SECONDS)  # another worker pumps; the jobs still reach us
-        elif rt.queue(INTAKE_QUEUE).count < _jobs_ahead(rt):
+        elif rt.queue(INTAKE_QUEUE).count < JOBS_AHEAD:
             pump.pump_once(rt, wait_seconds=1.0)
         else:  # the workers are behind: let the next batch grow instead of queueing more jobs
             stop.wait(BEHIND_PAUSE_SECONDS)
@@ -161,12 +163,6 @@ def _feed_once(rt: runtime.Runtime, stop: threading.Event, me: str, last_sweep: 
         log.warning("pump paused: %s", type(error).__name__)
         stop.wait(OUTAGE_PAUSE_SECONDS)
     return last_sweep
-
-
-def _jobs_ahead(rt: runtime.Runtime) -> int:
-    """Jobs to keep waiting: enough for every intake worker to find one, and no more."""
-    workers = SimpleWorker.count(connection=rt.redis, queue=rt.queue(INTAKE_QUEUE))
-    return max(JOBS_AHEAD, workers + 1)
 
 
 def _log_recovery(counts: dict[str, int]) -> None:

@@ -1,7 +1,10 @@
 """The reply job: each recorded reply is sent once through its provider, or kept for a person.
 
 A reply row exists before any send. The job claims it (queued -> sending) in its own commit, so
-two jobs never send the same row, and records each answer as soon as it comes. A refusal that
+two jobs never send the same row. It sends them a few at a time, concurrently (each send waits
+on the provider, not on the CPU), and records each group's answers in one commit as soon as they
+come; a delivery report that beat that commit is waiting in Redis and is applied then
+(`gateway.delivery_reports`). A refusal that
 is sure (429, connection refused) goes back to queued with a backoff; a create that may have gone
 through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (Twilio's 21610,
 Africa's Talking's UserInBlacklist) is final. Each reply leaves through the provider its message
@@ -11,12 +14,18 @@ never sent: they end as `blocked` or `capped` (`workers.reply_limits`).
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import cast
 
+from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 
+from gateway import delivery_reports
 from gateway.db import transaction
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome, SendResult
@@ -24,7 +33,9 @@ from gateway.queues import REPLIES_QUEUE
 from messages.send import send_via
 from workers import reply_limits, runtime
 
-JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per reply
+log = logging.getLogger(__name__)
+JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per group
+SEND_AT_ONCE = 8  # replies of a job sent concurrently, then recorded in one commit
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
 
 
@@ -41,14 +52,14 @@ def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int
 
 
 def send_replies(outbound_ids: list[int]) -> dict[str, int]:
-    """RQ job: send these replies, each at most once."""
+    """RQ job: send these replies, each at most once, a few at a time."""
     rt = runtime.current()
     results: dict[int, SendResult] = {}
-    for row_id, provider, recipient, body in _claim(rt, outbound_ids):
-        results[row_id] = send_via(rt.settings, provider, recipient, body)
-        # Recorded at once, not after the whole batch: Twilio's status callbacks for this SID
-        # can arrive while the rest of the batch is still sending, and find no row without it.
-        _record(rt, {row_id: results[row_id]})
+    claimed = _claim(rt, outbound_ids)
+    for start in range(0, len(claimed), SEND_AT_ONCE):
+        sent = _send_together(rt, claimed[start : start + SEND_AT_ONCE])
+        _record(rt, sent)
+        results.update(sent)
     _retry_later(rt, results)
     return {
         outcome.value: sum(r.outcome is outcome for r in results.values())
@@ -84,26 +95,60 @@ def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str,
     ]
 
 
+Claimed = tuple[int, str, str, str]  # (outbound ID, provider, recipient, body)
+
+
+def _send_together(rt: runtime.Runtime, group: list[Claimed]) -> dict[int, SendResult]:
+    """Send a group at once: each send waits on the provider's answer, not on the CPU."""
+    if len(group) == 1:
+        row_id, provider, recipient, body = group[0]
+        return {row_id: send_via(rt.settings, provider, recipient, body)}
+    answers = _senders().map(lambda row: send_via(rt.settings, *row[1:]), group)
+    return {row[0]: result for row, result in zip(group, answers, strict=True)}
+
+
+@functools.cache
+def _senders() -> ThreadPoolExecutor:
+    """This process's sending threads, made on first use."""
+    return ThreadPoolExecutor(SEND_AT_ONCE, thread_name_prefix="send")
+
+
 def _attempt(status: str) -> dict[str, object]:
     """Only a reply that will be sent counts an attempt."""
     return {"attempts": OutboundRow.attempts + 1} if status == reply_limits.SEND else {}
 
 
 def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
+    """Each answer, in one commit; then any delivery report that came before it."""
     now = utcnow()
+    outbound = cast(Table, OutboundRow.__table__)  # Core: one executemany, no ORM
+    rows = [
+        {"row_id": row_id, "new_status": "queued" if r.outcome is SendOutcome.RETRY else _status(r),
+         "sid": r.provider_sid, "code": r.error_code}
+        for row_id, r in results.items()
+    ]  # fmt: skip
     with transaction(rt.sessions) as session:
-        for row_id, result in results.items():
-            status = "queued" if result.outcome is SendOutcome.RETRY else _status(result)
-            session.execute(
-                update(OutboundRow)
-                .where(OutboundRow.id == row_id, OutboundRow.status == "sending")
-                .values(
-                    status=status,
-                    provider_sid=result.provider_sid,
-                    error_code=result.error_code,
-                    updated_at=now,
-                )
-            )
+        session.execute(
+            update(outbound)
+            .where(outbound.c.id == bindparam("row_id"), outbound.c.status == "sending")
+            .values(
+                status=bindparam("new_status"),
+                provider_sid=bindparam("sid"),
+                error_code=bindparam("code"),
+                updated_at=now,
+            ),  # fmt: skip
+            rows,
+        )
+    # Only after the commit: a report parked from now on finds the row (delivery_reports.py).
+    sids = [r.provider_sid for r in results.values() if r.provider_sid]
+    try:
+        parked = delivery_reports.take(rt.redis, sids)
+    except RedisError:
+        log.warning("redis unavailable: early delivery reports of %d replies not read", len(sids))
+        return
+    if parked:
+        with transaction(rt.sessions) as session:
+            delivery_reports.apply(session, parked)
 
 
 def _status(result: SendResult) -> str:

@@ -549,13 +549,18 @@ def test_a_delivery_report_that_arrives_while_its_batch_is_still_sending_is_kept
     answers: list[int] = []
 
     def report_the_first_delivered() -> None:
+        # The two sends are in flight together: wait for the other one's answer, then report
+        # it while this one is still held, before the job can record either.
+        deadline = time.monotonic() + 5
+        while not fake_twilio.created and time.monotonic() < deadline:
+            time.sleep(0.01)
         answers.append(post_status(client, status_form(fake_twilio.created[0], "delivered")))
 
     fake_twilio.plan(201)
     fake_twilio.plan(201, before=report_the_first_delivered)
     vote(client, ANA)
     vote(client, BETO)
-    drain(sending)  # one intake job, then one reply job that sends both replies in turn
+    drain(sending)  # one intake job, then one reply job that sends both replies at once
     by_sid = {row.provider_sid: row.status for row in replies(sending)}
     assert answers == [204]
     assert by_sid == {fake_twilio.created[0]: "delivered", fake_twilio.created[1]: "sent"}
