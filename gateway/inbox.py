@@ -39,6 +39,20 @@ return redis.call('LLEN', KEYS[2])
 """
 
 
+# A USSD vote, into the inbox once per session. KEYS: the session's cast key, the inbox. ARGV:
+# the sealed receipt, the sealed entry, the key's lifetime in seconds. Returns the sealed receipt
+# the session's vote carries: this one, or the one a repeated hop already put in.
+_PUT_ONCE = """
+local given = redis.call('GET', KEYS[1])
+if given then return given end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return ARGV[1]
+"""
+CAST_PREFIX = "consulta:inbox:cast:"
+CAST_SECONDS = 86400  # far longer than a session and its retries; the database dedupes after
+
+
 def encode(message: InboundMessage) -> str:
     fields = {
         "provider": message.provider,
@@ -62,6 +76,20 @@ def decode(raw: bytes | str) -> InboundMessage:
 
 def put(redis: Redis, message: InboundMessage) -> None:
     redis.rpush(INBOX, encode(message))
+
+
+def put_once(redis: Redis, message: InboundMessage) -> str:
+    """Put a message that carries a receipt (a USSD vote) in, unless its ID already went in.
+
+    The receipt its first copy carries: a hop repeated by the aggregator shows the voter the
+    receipt they were first given, as the database's unique key would. The receipt is kept
+    sealed: Redis alone does not tie a session to a receipt.
+    """
+    keys = privacy.keys()
+    cast_key = f"{CAST_PREFIX}{message.provider}:{message.external_id}"
+    sealed = keys.seal(message.receipt or "")
+    given = redis.eval(_PUT_ONCE, 2, cast_key, INBOX, sealed, encode(message), CAST_SECONDS)
+    return keys.open(given.decode() if isinstance(given, bytes) else str(given))
 
 
 def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: float) -> str | None:

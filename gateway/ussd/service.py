@@ -7,12 +7,14 @@ recorded and queued exactly as an SMS vote is, and the worker judges it by the s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from gateway import ballot_box, privacy
+from gateway import ballot_box, inbox, privacy
 from gateway.app import WebState
 from gateway.inbound import hand_to_queue, record_inbound
 from gateway.models import PersonRow, PhonePreferenceRow, utcnow
@@ -24,6 +26,8 @@ from messages import catalogue
 from voting import rules
 from voting.model import Ballot, Consultation, RevotePolicy
 from voting.receipts import new_receipt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,7 +55,11 @@ class HopLedger:
             ).one()
 
     def cast(self, voter: Voter, option: int) -> str:
-        """Record the vote as an inbound message, keyed by the session: one vote per session."""
+        """Record the vote as an inbound message, keyed by the session: one vote per session.
+
+        Where SMS are acknowledged once in Redis (ACK_AFTER=redis), so is this vote: it goes in
+        the Redis inbox, and the worker writes it with the SMS of its batch.
+        """
         message = InboundMessage(
             provider=self.hop.provider,
             external_id=f"ussd-{self.hop.session_id}"[:64],
@@ -62,6 +70,11 @@ class HopLedger:
             channel="ussd",
             receipt=new_receipt(),
         )
+        if self.web.settings.ack_after == "redis":
+            try:
+                return inbox.put_once(self.web.redis, message)
+            except RedisError:
+                log.warning("redis unavailable: USSD vote written to the database instead")
         inbound_id = record_inbound(self.web, message)
         if inbound_id is None:  # this session already voted: show the receipt it was given
             with self.web.sessions() as session:

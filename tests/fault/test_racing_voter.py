@@ -10,7 +10,7 @@ hypothesis chooses. Exactly one vote may count, as the consultation's re-vote po
   replaced, so exactly one vote row of this person is not.
 
 Both ways of acknowledging run (ACK_AFTER): with `redis` the SMS wait in the Redis inbox and are
-written by the same jobs that judge them, while USSD votes are in the database already. SQLite
+written by the same jobs that judge them, and so do the USSD votes. SQLite
 takes one writer at a time, so there the jobs queue up; PostgreSQL runs them truly at once, and
 only there does the unique key of `participations` have to settle a tie.
 """
@@ -181,8 +181,8 @@ def recorded(rt: Runtime, external: dict[str, Message]) -> dict[str, int]:
 def jobs(rt: Runtime, external: dict[str, Message]) -> list[Callable[[], object]]:
     """The intake jobs, as hypothesis split the messages among them, ready to run at once.
 
-    Messages already in the database (every USSD vote; SMS when ACK_AFTER=database) go by
-    row ID; SMS waiting in the Redis inbox go in batches taken from it, one per job, of the
+    Messages already in the database (every message when ACK_AFTER=database) go by
+    row ID; those waiting in the Redis inbox go in batches taken from it, one per job, of the
     sizes the split gives (which messages is the order they arrived in).
     """
     in_database = recorded(rt, external)
