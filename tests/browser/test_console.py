@@ -74,7 +74,7 @@ def test_an_operator_retries_a_failed_job(
     job_id = failed_job(rt)
     sign_in(page, console_url, "operator")
     row = page.locator(f'#failed tr[data-job-id="{job_id}"]')
-    expect(row).to_contain_text("ArgumentError", timeout=WAIT_MS)
+    expect(row).to_contain_text("TypeError: an intake job takes a list", timeout=WAIT_MS)
     screenshot(page, tmp_path, "failed-job")
     row.get_by_role("button", name="Retry").click()
     expect(page.locator("#action-result")).to_contain_text("queued again", timeout=WAIT_MS)
