@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from gateway.settings import Settings
 
+# Each command's module, imported only when that command runs or help lists them all: so that
+# `consulta results` does not pay for the web app's, the audit's and Twilio's imports (about
+# 0.5 s of start-up, a quarter of the results target; docs/performance.md). One explicit table;
+# no module registers itself. tests/integration/test_cli_data.py holds it to the modules' own.
+COMMAND_MODULES = {
+    "web": "gateway.cli_run", "worker": "gateway.cli_run", "demo": "gateway.cli_run",
+    "simulate": "gateway.cli_run",
+    "consultation": "gateway.cli_data", "ballots": "gateway.cli_data",
+    "registry": "gateway.cli_data", "results": "gateway.cli_data",
+    "pollbook": "gateway.cli_paper", "actas": "gateway.cli_paper",
+    "operators": "gateway.cli_ops", "audit": "gateway.cli_audit",
+    "reconcile": "gateway.cli_reconcile",
+}  # fmt: skip
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose commands in COMMAND_MODULES are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMAND_MODULES:
+            return found
+        module = importlib.import_module(COMMAND_MODULES[cmd_name])
+        by_name: dict[str | None, click.Command] = {c.name: c for c in module.COMMANDS}
+        return by_name[cmd_name]
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Consulta: an SMS and USSD voting gateway for popular consultations."""
 
@@ -33,15 +64,3 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
     path = settings.sqlite_path()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _register_commands() -> None:
-    """One explicit table of command modules; none of them registers itself."""
-    from gateway import cli_audit, cli_data, cli_ops, cli_paper, cli_reconcile, cli_run
-
-    modules = (cli_run, cli_data, cli_paper, cli_ops, cli_audit, cli_reconcile)
-    for command in [c for module in modules for c in module.COMMANDS]:
-        main.add_command(command)
-
-
-_register_commands()
