@@ -13,18 +13,18 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from gateway.inbox import BATCH_PREFIX, BATCHES, INBOX
-from gateway.models import Base, InboundRow, OutboundRow, ParticipationRow, VoteRow
+from gateway.models import InboundRow, OutboundRow, ParticipationRow, VoteRow
 from gateway.settings import Settings
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL, SECRET
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL, SECRET, _empty_postgres
 from tests.fault.scale import full
 from tests.support.chaos import RedisServer, TcpProxy
 from tests.support.factories import seed
@@ -68,7 +68,7 @@ def fault_redis(own_redis: RedisServer) -> RedisServer:
 def postgres_only(postgres_url: str) -> Iterator[str]:
     """The session's scratch PostgreSQL database, emptied after the test."""
     yield postgres_url
-    truncate(postgres_url)
+    _empty_postgres(postgres_url)
 
 
 @pytest.fixture
@@ -105,21 +105,19 @@ def through(proxy: TcpProxy, url: str) -> str:
     return parts._replace(netloc=f"{host}127.0.0.1:{proxy.port}").geturl()
 
 
-def truncate(url: str) -> None:
-    from gateway.db import make_engine
-
-    engine = make_engine(url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+BuildRuntime = Callable[[Settings], Runtime]
 
 
 @pytest.fixture
-def runtime_for() -> Iterator[list[Runtime]]:
-    """Runtimes the test builds (seeding, counting), closed afterwards."""
+def runtime_for() -> Iterator[BuildRuntime]:
+    """Builds the runtime a test seeds and counts with, and closes it afterwards."""
     built: list[Runtime] = []
-    yield built
+
+    def build(settings: Settings) -> Runtime:
+        built.append(Runtime.build(settings))
+        return built[-1]
+
+    yield build
     for rt in built:
         rt.close()
 

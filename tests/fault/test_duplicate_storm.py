@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from gateway.models import InboundRow, OutboundRow
 from tests.conftest import AUTH_TOKEN
 from tests.fault.conftest import (
+    BuildRuntime,
     audit_counts,
     counted,
     electorate,
@@ -82,11 +83,10 @@ def test_the_same_webhook_50_times_at_once_gives_one_row_one_vote_one_reply_per_
     ack_after: str,
     fault_redis: RedisServer,
     tmp_path: Path,
-    runtime_for: list[Runtime],
+    runtime_for: BuildRuntime,
 ) -> None:
     settings = fault_settings(database_url, fault_redis, ack_after=ack_after)
-    rt = Runtime.build(settings)
-    runtime_for.append(rt)
+    rt = runtime_for(settings)
     forms = [inbound_form(phone, "VOTO 3") for phone in electorate(rt, ROUNDS)]
     gateway = Gateway(settings, tmp_path / "logs")
     gateway.start()

@@ -33,6 +33,7 @@ from gateway.models import InboundRow, OutboundRow
 from gateway.settings import Settings
 from tests.conftest import AUTH_TOKEN
 from tests.fault.conftest import (
+    BuildRuntime,
     electorate,
     fault_settings,
     matrix,
@@ -267,11 +268,10 @@ def test_a_flooding_number_and_a_thousand_strangers_are_refused_and_voters_do_no
     ack_after: str,
     fault_redis: RedisServer,
     tmp_path: Path,
-    runtime_for: list[Runtime],
+    runtime_for: BuildRuntime,
 ) -> None:
     settings = fault_settings(database_url, fault_redis, ack_after=ack_after)
-    rt = Runtime.build(settings)
-    runtime_for.append(rt)
+    rt = runtime_for(settings)
     *voters, flooder = electorate(rt, 2 * VOTERS + 1)
     gateway = Gateway(settings, tmp_path / "logs")
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.conftest import (
+    BuildRuntime,
     Load,
     audit,
     electorate,
@@ -92,11 +93,10 @@ def test_kill_soak_loses_nothing_acknowledged_and_counts_nothing_twice(
     ack_after: str,
     fault_redis: RedisServer,
     tmp_path: Path,
-    runtime_for: list[Runtime],
+    runtime_for: BuildRuntime,
 ) -> None:
     settings = fault_settings(database_url, fault_redis, ack_after=ack_after)
-    rt = Runtime.build(settings)
-    runtime_for.append(rt)
+    rt = runtime_for(settings)
     gateway = Gateway(settings, tmp_path / "logs")
     load = Load(gateway.url, electorate(rt, VOTERS), rate=RATE)
     reloads = fault_redis.aof_reloads()

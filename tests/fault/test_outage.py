@@ -25,6 +25,7 @@ import pytest
 from gateway.settings import Settings
 from tests.fault.conftest import (
     Attempt,
+    BuildRuntime,
     Load,
     audit,
     done_sids,
@@ -118,11 +119,10 @@ def test_a_redis_outage_loses_nothing_acknowledged(
     ack_after: str,
     fault_redis: RedisServer,
     tmp_path: Path,
-    runtime_for: list[Runtime],
+    runtime_for: BuildRuntime,
 ) -> None:
     settings = fault_settings(database_url, fault_redis, ack_after=ack_after)
-    rt = Runtime.build(settings)
-    runtime_for.append(rt)
+    rt = runtime_for(settings)
     ride_out(rt, settings, tmp_path, "redis", fault_redis.kill, fault_redis.start)
 
 
@@ -133,11 +133,10 @@ def test_a_database_outage_loses_nothing_acknowledged(
     proxy: TcpProxy,
     fault_redis: RedisServer,
     tmp_path: Path,
-    runtime_for: list[Runtime],
+    runtime_for: BuildRuntime,
 ) -> None:
     # The gateway reaches PostgreSQL through the relay; this test's own reads go direct.
     settings = fault_settings(postgres_only, fault_redis, ack_after=ack_after)
-    rt = Runtime.build(settings)
-    runtime_for.append(rt)
+    rt = runtime_for(settings)
     relayed = settings.with_(database_url=through(proxy, postgres_only))
     ride_out(rt, relayed, tmp_path, "database", proxy.cut, proxy.restore)
