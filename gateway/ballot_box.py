@@ -20,7 +20,7 @@ from gateway.models import (
     PhoneRow,
     VoteRow,
 )
-from gateway.sql import among, insert_ignoring_conflicts
+from gateway.sql import among, insert_ignoring_conflicts, insert_rows
 from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
 
 
@@ -144,10 +144,8 @@ def claim_first_votes(session: Session, claims: list[dict[str, object]]) -> int:
     Each claim holds consultation_id, person_id, receipt, voted_at and channel. A claim someone
     else's transaction made first is skipped by the unique key and not counted.
     """
-    statement = insert_ignoring_conflicts(session, ParticipationRow).returning(
-        ParticipationRow.person_id
-    )
-    return len(session.execute(statement, claims).all())
+    returning = (ParticipationRow.person_id,)
+    return len(insert_rows(session, ParticipationRow, claims, returning, True).all())
 
 
 def claim_replacement(

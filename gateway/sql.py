@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import ColumnElement, Result, any_, bindparam, func, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,68 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     else:
         condition = column.in_(values)
     return condition
+
+
+def insert_rows(
+    session: Session,
+    entity: Any,
+    rows: list[dict[str, Any]],
+    returning: tuple[Any, ...] = (),
+    ignore_conflicts: bool = False,
+) -> Result[*tuple[Any, ...]]:
+    """Many rows of an ORM class in one statement whose text never changes; RETURNING optional.
+
+    Every row has the same keys, the class's attribute names; a column left out takes its
+    default, as the ORM would give it. On PostgreSQL the statement is
+    `INSERT … SELECT * FROM unnest(:a, :b, …)`, one array per column. A multi-row VALUES list is
+    new text for every batch size, with one placeholder per value: the driver rewrote a 150-row
+    one in 3.6 ms, and the server parsed and planned each afresh. The fixed text is rewritten
+    once, prepared once and planned once. Rows go in the order given. On SQLite it is an
+    executemany.
+    """
+    mapper = inspect(entity)
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError("every row given to insert_rows must have the same keys")
+    defaults = _defaults(mapper, rows[0])
+    keys = [*rows[0], *defaults]
+    columns = [mapper.columns[key] for key in keys]
+    if session.get_bind().dialect.name != "postgresql":
+        statement = (sqlite.insert(mapper.local_table).on_conflict_do_nothing()
+                     if ignore_conflicts else insert(mapper.local_table))  # fmt: skip
+        if returning:
+            statement = statement.returning(*returning)
+        values = [{c.name: _value(row, key, defaults) for key, c in zip(keys, columns, strict=True)}
+                  for row in rows]  # fmt: skip
+        return session.execute(statement, values)
+    arrays = [
+        bindparam(f"column_{i}", _column_values(rows, key, defaults), postgresql.ARRAY(c.type))
+        for i, (key, c) in enumerate(zip(keys, columns, strict=True))
+    ]
+    every = select(text("*")).select_from(func.unnest(*arrays))
+    statement = postgresql.insert(mapper.local_table).from_select(columns, every)
+    if ignore_conflicts:
+        statement = statement.on_conflict_do_nothing()
+    if returning:
+        statement = statement.returning(*returning)
+    return session.execute(statement)
+
+
+def _defaults(mapper: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The default of each column the rows leave out and that has one: one value for them all."""
+    defaults = {}
+    for key, column in mapper.columns.items():
+        if key in row or column.default is None:
+            continue
+        default = column.default
+        defaults[key] = default.arg(None) if default.is_callable else default.arg
+    return defaults
+
+
+def _column_values(rows: list[dict[str, Any]], key: str, defaults: dict[str, Any]) -> list[Any]:
+    if key in defaults:
+        return [defaults[key]] * len(rows)
+    return [row[key] for row in rows]
+
+
+def _value(row: dict[str, Any], key: str, defaults: dict[str, Any]) -> Any:
+    return defaults[key] if key in defaults else row[key]

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway import audit, ballot_box, privacy
 from gateway.models import OptOutRow, PhonePreferenceRow, VoteRow, utcnow
 from gateway.settings import Settings
-from gateway.sql import among, insert_ignoring_conflicts, upsert
+from gateway.sql import among, insert_ignoring_conflicts, insert_rows, upsert
 from messages import catalogue
 from messages.ballot import ballot_texts
 from messages.voice import Voice
@@ -343,7 +343,7 @@ class PendingVotes:
                  "replaced_at": v.replaced_at}
                 for v in votes
             ]  # fmt: skip
-            session.execute(insert(VoteRow), rows)  # in this order: one multi-row INSERT
+            insert_rows(session, VoteRow, rows)  # in this (shuffled) order
         for consultation_id in sorted({v.consultation_id for v in votes}):
             entries = [_audit_entry(v, now) for v in votes if v.consultation_id == consultation_id]
             audit.append_many(session, consultation_id, entries)

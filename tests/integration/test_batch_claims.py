@@ -53,9 +53,8 @@ def rival_counts_first(rt: Runtime) -> Iterator[list[int]]:
     def interpose(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if rivals or not statement.startswith(CLAIM) or not isinstance(parameters, dict):
             return
-        person_keys = sorted(k for k in parameters if k.startswith("person_id"))
-        consultation = parameters[person_keys[0].replace("person_id", "consultation_id")]
-        rivals.append(parameters[person_keys[0]])
+        consultation, person = first_claim(parameters)
+        rivals.append(person)
         with rt.sessions() as rival, rival.begin():
             rival.execute(
                 insert(ParticipationRow).values(
@@ -69,6 +68,18 @@ def rival_counts_first(rt: Runtime) -> Iterator[list[int]]:
         yield rivals
     finally:
         event.remove(rt.engine, "before_cursor_execute", interpose)
+
+
+def first_claim(parameters: dict[str, Any]) -> tuple[int, int]:
+    """(consultation, person) of the first claim a claim statement's parameters carry.
+
+    On PostgreSQL the claims go as one array per column, in the booth's key order
+    (consultation_id, person_id, …); on SQLite as numbered parameters of a multi-row VALUES.
+    """
+    if "column_0" in parameters:
+        return parameters["column_0"][0], parameters["column_1"][0]
+    person_key = sorted(k for k in parameters if k.startswith("person_id"))[0]
+    return parameters[person_key.replace("person_id", "consultation_id")], parameters[person_key]
 
 
 def outcomes_by_sender(rt: Runtime) -> dict[str, list[str]]:
