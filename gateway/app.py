@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     body_limits.install(app)  # a body without a Content-Length would dodge that limit
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, short_queries=True)
     app.extensions["consulta"] = WebState(
         settings,
         engine,

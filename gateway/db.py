@@ -18,11 +18,22 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+# The webhook and the workers ask PostgreSQL small questions: a batch's phones, its ballots, a
+# claim. A parallel plan or a JIT compile costs them more than the answer: with 1M people the
+# planner sometimes sent a batch's phone look-up to parallel workers, which start a process each.
+# Reports (`consulta results`) keep the server's defaults.
+SHORT_QUERIES = "-c max_parallel_workers_per_gather=0 -c jit=off"
+
+
+def make_engine(url: str, short_queries: bool = False) -> Engine:
+    """An engine for `url`; `short_queries` for the web and workers (see SHORT_QUERIES)."""
     url = sqlalchemy_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    options = {"options": SHORT_QUERIES} if short_queries else {}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=options
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -26,6 +26,7 @@ from gateway.providers.base import InboundMessage
 INBOX = "consulta:inbox"
 BATCHES = "consulta:inbox:batches"  # sorted set: batch key -> when it was taken (or re-taken)
 BATCH_PREFIX = "consulta:inbox:batch:"
+FILL_POLL_SECONDS = 0.01  # how often a lingering pump looks whether its batch is full
 
 # Move up to ARGV[1] more entries from the inbox onto the batch; register it with time ARGV[2].
 _TAKE_MORE = """
@@ -95,8 +96,10 @@ def put_once(redis: Redis, message: InboundMessage) -> str:
 def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: float) -> str | None:
     """Move up to `size` entries into a new batch key; None if nothing came within the wait.
 
-    The first entry is awaited with a blocking move; then, at a low rate, a short linger lets a
-    few more arrive so that a busy second costs a few jobs rather than one per message.
+    The first entry is awaited with a blocking move; then the batch lingers until `size` are
+    waiting or `linger_seconds` have passed, so that a busy second costs a few large jobs rather
+    than many small ones: a job's fixed cost (RQ's own Redis writes, the batch's look-ups, a
+    commit) is paid per job, not per message.
     """
     batch = BATCH_PREFIX + uuid.uuid4().hex
     # Registered before anything moves into it: a pump killed at any point after this leaves a
@@ -109,11 +112,21 @@ def take_batch(redis: Redis, size: int, wait_seconds: float, linger_seconds: flo
     if first is None:
         redis.zrem(BATCHES, batch)
         return None
-    if size > 1 and linger_seconds > 0 and redis.llen(INBOX) < size - 1:
-        time.sleep(linger_seconds)
+    if size > 1 and linger_seconds > 0:
+        _wait_to_fill(redis, size - 1, linger_seconds)
     if size > 1:  # LRANGE 0 -1 would be the whole inbox
         redis.eval(_TAKE_MORE, 3, INBOX, batch, BATCHES, size - 1, _now(redis))
     return batch
+
+
+def _wait_to_fill(redis: Redis, wanted: int, linger_seconds: float) -> None:
+    """Until `wanted` more entries wait in the inbox, or for the linger at most."""
+    deadline = time.monotonic() + linger_seconds
+    while redis.llen(INBOX) < wanted:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, FILL_POLL_SECONDS))
 
 
 def read_batch(redis: Redis, batch: str) -> list[InboundMessage]:

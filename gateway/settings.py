@@ -41,7 +41,9 @@ class Settings:
     # per message), or once it is in Redis's inbox (Redis must run with appendfsync always), from
     # which workers write whole batches. See "Running it in production" in the README.
     ack_after: str = "database"
-    batch_linger_ms: int = 20  # how long a worker waits for a batch to fill, at a low rate
+    # ACK_AFTER=redis: how long the pump waits for a batch to fill; a full batch goes at once.
+    # Large batches are cheap ones: 150 ms made jobs of 109 instead of 33 at 630 messages/s.
+    batch_linger_ms: int = 150
     sweep_after_seconds: int = 30  # an acknowledged message still pending this long is re-queued
     max_body_bytes: int = 16 * 1024  # Twilio's largest inbound form is about 5 KB
     # Replies are transliterated to GSM-7 (one segment, half the price) unless this is set.
@@ -91,7 +93,7 @@ class Settings:
             "port": int(env.get("PORT") or 8000),
             "batch_size": int(env.get("BATCH_SIZE") or 200),
             "ack_after": _choice(env.get("ACK_AFTER") or "database", "ACK_AFTER", ACK_AFTER),
-            "batch_linger_ms": int(env.get("BATCH_LINGER_MS") or 20),
+            "batch_linger_ms": int(env.get("BATCH_LINGER_MS") or 150),
             "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
             "allow_ucs2": (env.get("ALLOW_UCS2") or "").lower() in {"1", "true", "yes"},
             "ussd_code": env.get("USSD_CODE") or None,

@@ -31,7 +31,7 @@ class Runtime:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (only `consulta demo` starts its own Redis)")
         privacy.install(settings.secret)  # refuses to start without the secret
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, short_queries=True)
         return cls(settings, engine, make_sessionmaker(engine), Redis.from_url(settings.redis_url))
 
     def queue(self, name: str) -> Queue:

@@ -7,6 +7,8 @@ lost or run twice, a Redis outage falling back to the database, and no number in
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import pytest
@@ -15,7 +17,8 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from gateway import inbox
-from gateway.models import InboundRow, OutboundRow, ParticipationRow, VoteRow
+from gateway.models import InboundRow, OutboundRow, ParticipationRow, VoteRow, utcnow
+from gateway.providers.base import InboundMessage
 from gateway.settings import Settings
 from tests.integration.test_sms_pipeline import ANA, post_sms, replies_to
 from tests.support.factories import seed
@@ -99,6 +102,33 @@ def test_a_batch_whose_job_was_lost_is_found_by_the_sweep_and_counted_once(
     assert pump.sweep_once(rt)["batches"] == 1
     drain(rt)
     assert (count(rt, VoteRow), count(rt, OutboundRow), inbox.waiting(rt.redis)) == (2, 2, 0)
+
+
+def test_a_full_batch_goes_at_once_however_long_the_linger(rt: Runtime) -> None:
+    for n in range(3):
+        inbox.put(rt.redis, message(n))
+    started = time.monotonic()
+    batch = inbox.take_batch(rt.redis, 3, wait_seconds=0, linger_seconds=30)
+    assert batch is not None
+    assert int(rt.redis.llen(batch)) == 3
+    assert time.monotonic() - started < 10  # not the 30 s linger
+
+
+def test_a_batch_waits_out_its_linger_for_messages_that_trickle_in(rt: Runtime) -> None:
+    inbox.put(rt.redis, message(0))
+    later = threading.Timer(0.2, lambda: inbox.put(rt.redis, message(1)))
+    later.start()
+    try:
+        batch = inbox.take_batch(rt.redis, 200, wait_seconds=0, linger_seconds=1)
+    finally:
+        later.join()
+    assert batch is not None
+    assert int(rt.redis.llen(batch)) == 2
+    assert int(rt.redis.llen(inbox.INBOX)) == 0
+
+
+def message(n: int) -> InboundMessage:
+    return InboundMessage("twilio", message_sid(), ANA, "+582125550000", f"VOTO {n}", utcnow())
 
 
 def test_a_batch_job_run_twice_or_after_its_commit_changes_nothing(
