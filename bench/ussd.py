@@ -51,6 +51,7 @@ from psycopg import sql
 from redis import Redis
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from gateway import privacy
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.models import (
@@ -181,11 +182,14 @@ def run(options: Options, logs: Path) -> bool:
             upgrade(database_url)
         engine = make_engine(database_url)
         stack.callback(engine.dispose)
+        # The registry holds keyed hashes and sealed copies: seed it with the gateway's secret.
+        consulta_secret = secrets.token_urlsafe(48)
+        privacy.install(consulta_secret)
         with timed(phases, "seed"):
             consultation_id, callers = seed(engine, options.people, options.sessions)
         stack.enter_context(flushed_redis(REDIS_URL))
         port, secret = free_port(), secrets.token_urlsafe(16)
-        env = gateway_env(database_url, port, secret)
+        env = gateway_env(database_url, port, secret) | {"CONSULTA_SECRET": consulta_secret}
         with timed(phases, "start"):
             web = stack.enter_context(started("web", env, logs))
             wait_healthy(web, port)
@@ -290,7 +294,8 @@ def person_rows(
     return [
         {
             "consultation_id": consultation_id,
-            "national_id": f"V{10_000_000 + i}",
+            "national_id_digest": f"V{10_000_000 + i}",  # hashed by the column's type
+            "national_id_sealed": f"V{10_000_000 + i}",  # sealed by the column's type
             "circuit_id": circuit_ids[i % len(circuit_ids)],
             "birth_date": date(1950 + i % 50, 1 + i % 12, 1 + i % 28),
         }
@@ -300,7 +305,7 @@ def person_rows(
 
 def phone_rows(consultation_id: int, person_ids: list[int]) -> list[dict[str, object]]:
     return [
-        {"consultation_id": consultation_id, "person_id": person_id, "phone": phone_of(i)}
+        {"consultation_id": consultation_id, "person_id": person_id, "phone_digest": phone_of(i)}
         for i, person_id in enumerate(person_ids)
     ]
 
