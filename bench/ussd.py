@@ -92,6 +92,7 @@ class Options:
     database: str
     people: int
     think: float
+    redis_url: str = REDIS_URL
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ def parse(argv: Sequence[str] | None) -> Options:
         default=0.0,
         help="mean seconds a voter takes before each input (0: none, the heaviest load)",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=REDIS_URL,
+        help="a Redis database to flush and use; with ACK_AFTER=redis, one with appendfsync always",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.people <= MAX_PEOPLE:
         parser.error(f"--people must be 1..{MAX_PEOPLE}")
@@ -154,7 +160,9 @@ def parse(argv: Sequence[str] | None) -> Options:
         parser.error(f"--concurrency must be 1..{MAX_CONCURRENCY}")
     if not 0 <= args.think <= HOP_TIMEOUT_SECONDS:
         parser.error(f"--think must be 0..{HOP_TIMEOUT_SECONDS:.0f}")
-    return Options(args.sessions, args.concurrency, args.database, args.people, args.think)
+    return Options(
+        args.sessions, args.concurrency, args.database, args.people, args.think, args.redis_url
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,9 +195,12 @@ def run(options: Options, logs: Path) -> bool:
         privacy.install(consulta_secret)
         with timed(phases, "seed"):
             consultation_id, callers = seed(engine, options.people, options.sessions)
-        stack.enter_context(flushed_redis(REDIS_URL))
+        stack.enter_context(flushed_redis(options.redis_url))
         port, secret = free_port(), secrets.token_urlsafe(16)
-        env = gateway_env(database_url, port, secret) | {"CONSULTA_SECRET": consulta_secret}
+        env = gateway_env(database_url, port, secret) | {
+            "CONSULTA_SECRET": consulta_secret,
+            "REDIS_URL": options.redis_url,
+        }
         with timed(phases, "start"):
             web = stack.enter_context(started("web", env, logs))
             wait_healthy(web, port)
@@ -698,7 +709,8 @@ def setup_lines(options: Options) -> list[str]:
         f"command     {shlex.join(['python', '-m', 'bench.ussd', *sys.argv[1:]])}",
         f"machine     {machine()}; Python {platform.python_version()}",
         f"gateway     gunicorn gthread, WEB_CONCURRENCY=2 x WEB_THREADS={threads}; 1 worker; "
-        f"{options.database}; Redis db 7",
+        f"{options.database}; Redis {options.redis_url}; "
+        f"ACK_AFTER={os.environ.get('ACK_AFTER') or 'database'}",
         f"load        {options.sessions} sessions, {options.concurrency} in flight, "
         f"think {options.think:g} s, {options.people} people in {CIRCUITS} circuits",
     ]
