@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, any_, bindparam, func, insert, inspect, select, text
+from sqlalchemy import ColumnElement, Result, any_, bindparam, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,31 +66,43 @@ def insert_rows(
     once, prepared once and planned once. Rows go in the order given. On SQLite it is an
     executemany.
     """
-    mapper = inspect(entity)
+    if not rows:
+        raise ValueError("insert_rows needs at least one row")
     if any(row.keys() != rows[0].keys() for row in rows):
         raise ValueError("every row given to insert_rows must have the same keys")
+    mapper = inspect(entity)
     defaults = _defaults(mapper, rows[0])
-    keys = [*rows[0], *defaults]
-    columns = [mapper.columns[key] for key in keys]
-    if session.get_bind().dialect.name != "postgresql":
-        statement = (sqlite.insert(mapper.local_table).on_conflict_do_nothing()
-                     if ignore_conflicts else insert(mapper.local_table))  # fmt: skip
-        if returning:
-            statement = statement.returning(*returning)
-        values = [{c.name: _value(row, key, defaults) for key, c in zip(keys, columns, strict=True)}
-                  for row in rows]  # fmt: skip
-        return session.execute(statement, values)
-    arrays = [
-        bindparam(f"column_{i}", _column_values(rows, key, defaults), postgresql.ARRAY(c.type))
-        for i, (key, c) in enumerate(zip(keys, columns, strict=True))
-    ]
-    every = select(text("*")).select_from(func.unnest(*arrays))
-    statement = postgresql.insert(mapper.local_table).from_select(columns, every)
+    columns = {key: mapper.columns[key] for key in [*rows[0], *defaults]}
+    statement: Any
+    values: Any  # PostgreSQL: one list per column; SQLite: one dict per row
+    if session.get_bind().dialect.name == "postgresql":
+        statement, values = _as_arrays(mapper.local_table, columns, rows, defaults)
+    else:
+        statement = sqlite.insert(mapper.local_table)
+        values = [
+            {c.name: _value(row, key, defaults) for key, c in columns.items()} for row in rows
+        ]
     if ignore_conflicts:
         statement = statement.on_conflict_do_nothing()
     if returning:
         statement = statement.returning(*returning)
-    return session.execute(statement)
+    return session.execute(statement, values)
+
+
+def _as_arrays(
+    table: Any, columns: dict[str, Any], rows: list[dict[str, Any]], defaults: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """`INSERT … SELECT * FROM unnest(:column_0, …)` and its parameters: a list per column."""
+    names = [f"column_{i}" for i in range(len(columns))]
+    arrays = [
+        bindparam(name, type_=postgresql.ARRAY(column.type))
+        for name, column in zip(names, columns.values(), strict=True)
+    ]
+    every = select(text("*")).select_from(func.unnest(*arrays))
+    values = {
+        name: _column_values(rows, key, defaults) for name, key in zip(names, columns, strict=True)
+    }
+    return postgresql.insert(table).from_select(list(columns.values()), every), values
 
 
 def _defaults(mapper: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -105,3 +105,8 @@ def test_the_statement_text_is_the_same_for_every_batch_size(rt: Runtime) -> Non
         assert len(set(inserts)) == 1, inserts
     with rt.sessions() as session:
         assert len(session.scalars(select(InboundRow.id)).all()) == 158
+
+
+def test_no_rows_at_all_are_refused(rt: Runtime) -> None:
+    with rt.sessions() as session, pytest.raises(ValueError, match="at least one row"):
+        insert_rows(session, InboundRow, [])
