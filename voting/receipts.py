@@ -24,9 +24,13 @@ def new_receipt() -> str:
     """
     code = ""
     while len(code) < LENGTH:
-        code += "".join(ALPHABET[b % len(ALPHABET)] for b in secrets.token_bytes(2 * LENGTH)
-                        if b < UNBIASED)  # fmt: skip
+        code += symbols(secrets.token_bytes(2 * LENGTH))
     return f"{code[:3]}-{code[3:6]}-{code[6:LENGTH]}"
+
+
+def symbols(random_bytes: bytes) -> str:
+    """The symbols these bytes stand for; a byte past the last whole round stands for none."""
+    return "".join(ALPHABET[b % len(ALPHABET)] for b in random_bytes if b < UNBIASED)
 
 
 def normalise_receipt(raw: str) -> str | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
-from voting.receipts import ALPHABET, LENGTH, new_receipt, normalise_receipt
+from voting.receipts import ALPHABET, LENGTH, new_receipt, normalise_receipt, symbols
 
 CONFUSABLE = "0O1ILU"
 SHAPE = re.compile(rf"[{ALPHABET}]{{3}}-[{ALPHABET}]{{3}}-[{ALPHABET}]{{3}}")
@@ -25,6 +26,13 @@ def test_the_alphabet_has_no_confusable_characters() -> None:
 
 def test_a_receipt_carries_at_least_forty_bits_of_entropy() -> None:
     assert len(ALPHABET) ** LENGTH >= 2**40
+
+
+def test_every_byte_value_maps_evenly_onto_the_alphabet_or_onto_nothing() -> None:
+    # All 256 byte values once: each symbol must come out equally often, the rest be dropped.
+    counts = Counter(symbols(bytes(range(256))))
+    assert set(counts) == set(ALPHABET)
+    assert set(counts.values()) == {256 // len(ALPHABET)}
 
 
 def test_ten_thousand_receipts_are_all_distinct() -> None:
