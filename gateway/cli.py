@@ -11,7 +11,7 @@ from gateway.settings import Settings
 # Each command's module, imported only when that command runs or help lists them all: so that
 # `consulta results` does not pay for the web app's, the audit's and Twilio's imports (about
 # 0.5 s of start-up, a quarter of the results target; docs/performance.md). One explicit table;
-# no module registers itself. tests/integration/test_cli_data.py holds it to the modules' own.
+# no module registers itself. tests/unit/test_cli_table.py holds it to the modules' own.
 COMMAND_MODULES = {
     "web": "gateway.cli_run", "worker": "gateway.cli_run", "demo": "gateway.cli_run",
     "simulate": "gateway.cli_run",

@@ -117,9 +117,7 @@ def _defaults(mapper: Any, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _column_values(rows: list[dict[str, Any]], key: str, defaults: dict[str, Any]) -> list[Any]:
-    if key in defaults:
-        return [defaults[key]] * len(rows)
-    return [row[key] for row in rows]
+    return [_value(row, key, defaults) for row in rows]
 
 
 def _value(row: dict[str, Any], key: str, defaults: dict[str, Any]) -> Any:
