@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, any_, bindparam, func, inspect, select, text
+from sqlalchemy import ColumnElement, Result, any_, bindparam, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -122,3 +122,50 @@ def _column_values(rows: list[dict[str, Any]], key: str, defaults: dict[str, Any
 
 def _value(row: dict[str, Any], key: str, defaults: dict[str, Any]) -> Any:
     return defaults[key] if key in defaults else row[key]
+
+
+def update_rows(
+    session: Session,
+    entity: Any,
+    rows: list[dict[str, Any]],
+    same: dict[str, Any] | None = None,
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> None:
+    """Many rows of an ORM class, each found by its primary key, changed in one statement.
+
+    Each row holds the key's attribute and the attributes it sets, every row the same ones;
+    `same` are set to one value on every row; `where` are further conditions a row must meet to
+    change (`OutboundRow.status == "sending"`). On PostgreSQL it is `UPDATE … FROM unnest(:a, …)`,
+    one array per attribute: one text for every batch size, where an executemany is a statement
+    per row for the server to run. On SQLite it is that executemany.
+    """
+    if not rows:
+        raise ValueError("update_rows needs at least one row")
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError("every row given to update_rows must have the same keys")
+    mapper = inspect(entity)
+    table = mapper.local_table
+    (key,) = (k for k, c in mapper.columns.items() if c.primary_key)
+    columns = {name: mapper.columns[name] for name in [key, *(k for k in rows[0] if k != key)]}
+    names = [f"column_{i}" for i in range(len(columns))]
+    values: Any
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = [
+            bindparam(name, type_=postgresql.ARRAY(column.type))
+            for name, column in zip(names, columns.values(), strict=True)
+        ]
+        given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+        found, changes = given.c[names[0]], {c.name: given.c[n] for n, c in _set(names, columns)}
+        values = {name: [row[k] for row in rows] for name, k in zip(names, columns, strict=True)}
+    else:
+        found = bindparam(names[0])
+        changes = {c.name: bindparam(n) for n, c in _set(names, columns)}
+        values = [{n: row[k] for n, k in zip(names, columns, strict=True)} for row in rows]
+    fixed = {mapper.columns[k].name: v for k, v in (same or {}).items()}
+    statement = update(table).where(table.c[columns[key].name] == found, *where)
+    session.execute(statement.values({**changes, **fixed}), values)
+
+
+def _set(names: list[str], columns: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(parameter name, column) of every column a row sets: all but the key, which comes first."""
+    return list(zip(names[1:], list(columns.values())[1:], strict=True))

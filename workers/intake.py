@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import ballot_box, inbox
@@ -19,7 +19,7 @@ from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.providers.base import InboundMessage
 from gateway.settings import Settings
-from gateway.sql import among, insert_rows
+from gateway.sql import among, insert_rows, update_rows
 from messages.voice import cost
 from voting import rules
 from workers import runtime
@@ -140,8 +140,8 @@ def _judge_batch(
         consultation = rules.consultation_for(consultations, message.received_at)
         answer = booth.handle(message, consultation)
         done.append(
-            {"id": message.id, "status": "done", "outcome": answer.outcome,
-             "processed_at": now, "consultation_id": consultation.id if consultation else None}
+            {"id": message.id, "outcome": answer.outcome,
+             "consultation_id": consultation.id if consultation else None}
         )  # fmt: skip
         if booth.may_reply(message.sender):
             replies += [
@@ -149,7 +149,7 @@ def _judge_batch(
                 for part, text in enumerate(answer.texts, start=1)
             ]
     booth.store()
-    session.execute(update(InboundRow), done)  # by primary key, as one executemany
+    update_rows(session, InboundRow, done, same={"status": "done", "processed_at": now})
     if not replies:
         return []
     return list(insert_rows(session, OutboundRow, replies, returning=(OutboundRow.id,)).scalars())

@@ -19,17 +19,17 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import cast
 
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select, update
 
 from gateway import delivery_reports
 from gateway.db import transaction
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome, SendResult
 from gateway.queues import REPLIES_QUEUE
+from gateway.sql import among, update_rows
 from messages.send import send_via
 from workers import reply_limits, runtime
 
@@ -77,7 +77,7 @@ def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str,
     with transaction(rt.sessions) as session:
         rows = session.execute(
             select(OutboundRow.id, OutboundRow.provider, OutboundRow.recipient, OutboundRow.body)
-            .where(OutboundRow.id.in_(outbound_ids), OutboundRow.status == "queued")
+            .where(among(session, OutboundRow.id, outbound_ids), OutboundRow.status == "queued")
             .with_for_update(skip_locked=True)
         ).all()
         verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
@@ -120,25 +120,14 @@ def _attempt(status: str) -> dict[str, object]:
 
 def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
     """Each answer, in one commit; then any delivery report that came before it."""
-    now = utcnow()
-    outbound = cast(Table, OutboundRow.__table__)  # Core: one executemany, no ORM
     rows = [
-        {"row_id": row_id, "new_status": "queued" if r.outcome is SendOutcome.RETRY else _status(r),
-         "sid": r.provider_sid, "code": r.error_code}
+        {"id": row_id, "status": "queued" if r.outcome is SendOutcome.RETRY else _status(r),
+         "provider_sid": r.provider_sid, "error_code": r.error_code}
         for row_id, r in results.items()
     ]  # fmt: skip
     with transaction(rt.sessions) as session:
-        session.execute(
-            update(outbound)
-            .where(outbound.c.id == bindparam("row_id"), outbound.c.status == "sending")
-            .values(
-                status=bindparam("new_status"),
-                provider_sid=bindparam("sid"),
-                error_code=bindparam("code"),
-                updated_at=now,
-            ),  # fmt: skip
-            rows,
-        )
+        sending = (OutboundRow.status == "sending",)  # a row moved on meanwhile is left alone
+        update_rows(session, OutboundRow, rows, same={"updated_at": utcnow()}, where=sending)
     # Only after the commit: a report parked from now on finds the row (delivery_reports.py).
     sids = [r.provider_sid for r in results.values() if r.provider_sid]
     try:
