@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,43 +67,116 @@ def insert_rows(
     once, prepared once and planned once. Rows go in the order given. On SQLite it is an
     executemany.
     """
-    if not rows:
-        raise ValueError("insert_rows needs at least one row")
-    if any(row.keys() != rows[0].keys() for row in rows):
-        raise ValueError("every row given to insert_rows must have the same keys")
+    _check_rows("insert_rows", rows)
     mapper = inspect(entity)
     defaults = _defaults(mapper, rows[0])
-    columns = {key: mapper.columns[key] for key in [*rows[0], *defaults]}
-    statement: Any
+    keys = (*rows[0], *defaults)
+    dialect = session.get_bind().dialect.name
+    statement = _insert_statement(entity, keys, returning, ignore_conflicts, dialect)
     values: Any  # PostgreSQL: one list per column; SQLite: one dict per row
-    if session.get_bind().dialect.name == "postgresql":
-        statement, values = _as_arrays(mapper.local_table, columns, rows, defaults)
+    if dialect == "postgresql":
+        values = {f"column_{i}": _column_values(rows, key, defaults) for i, key in enumerate(keys)}
     else:
-        statement = sqlite.insert(mapper.local_table)
+        names = [mapper.columns[key].name for key in keys]
         values = [
-            {c.name: _value(row, key, defaults) for key, c in columns.items()} for row in rows
+            {name: _value(row, key, defaults) for name, key in zip(names, keys, strict=True)}
+            for row in rows
         ]
-    if ignore_conflicts:
-        statement = statement.on_conflict_do_nothing()
-    if returning:
-        statement = statement.returning(*returning)
     return session.execute(statement, values)
 
 
-def _as_arrays(
-    table: Any, columns: dict[str, Any], rows: list[dict[str, Any]], defaults: dict[str, Any]
-) -> tuple[Any, dict[str, Any]]:
-    """`INSERT … SELECT * FROM unnest(:column_0, …)` and its parameters: a list per column."""
-    names = [f"column_{i}" for i in range(len(columns))]
-    arrays = [
-        bindparam(name, type_=postgresql.ARRAY(column.type))
-        for name, column in zip(names, columns.values(), strict=True)
+@functools.lru_cache(maxsize=64)
+def _insert_statement(
+    entity: Any, keys: tuple[str, ...], returning: tuple[Any, ...], ignore: bool, dialect: str
+) -> Any:
+    """Built once per shape: building it and working out its cache key cost as much as running."""
+    mapper = inspect(entity)
+    table, columns = mapper.local_table, [mapper.columns[key] for key in keys]
+    statement: Any
+    if dialect == "postgresql":
+        arrays = [_array(f"column_{i}", column) for i, column in enumerate(columns)]
+        every = select(text("*")).select_from(func.unnest(*arrays))
+        statement = postgresql.insert(table).from_select(columns, every)
+    else:
+        statement = sqlite.insert(table)
+    if ignore:
+        statement = statement.on_conflict_do_nothing()
+    return statement.returning(*returning) if returning else statement
+
+
+def update_rows(
+    session: Session,
+    entity: Any,
+    rows: list[dict[str, Any]],
+    same: dict[str, Any] | None = None,
+    only_if: dict[str, Any] | None = None,
+) -> None:
+    """Many rows of an ORM class, each found by its primary key, changed in one statement.
+
+    Each row holds the key's attribute and the attributes it sets, every row the same ones;
+    `same` are set to one value on every row; a row changes only if its columns hold the values
+    of `only_if` (`{"status": "sending"}`). On PostgreSQL it is `UPDATE … FROM unnest(:a, …)`,
+    one array per attribute: one text for every batch size, where an executemany is a statement
+    per row for the server to run. On SQLite it is that executemany.
+    """
+    _check_rows("update_rows", rows)
+    same, only_if = same or {}, only_if or {}
+    mapper = inspect(entity)
+    key = mapper.primary_key[0].key
+    keys = (key, *(k for k in rows[0] if k != key))
+    dialect = session.get_bind().dialect.name
+    statement = _update_statement(entity, keys, tuple(same), tuple(only_if), dialect)
+    fixed = {f"same_{i}": v for i, v in enumerate(same.values())}
+    fixed |= {f"only_if_{i}": v for i, v in enumerate(only_if.values())}
+    values: Any
+    if dialect == "postgresql":
+        values = {f"column_{i}": [row[k] for row in rows] for i, k in enumerate(keys)} | fixed
+    else:
+        values = [{f"column_{i}": row[k] for i, k in enumerate(keys)} | fixed for row in rows]
+    # Core, on the session's connection: no ORM bookkeeping for rows no session object holds.
+    session.connection().execute(statement, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(
+    entity: Any,
+    keys: tuple[str, ...],
+    same: tuple[str, ...],
+    only_if: tuple[str, ...],
+    dialect: str,
+) -> Any:
+    mapper = inspect(entity)
+    table, columns = mapper.local_table, [mapper.columns[key] for key in keys]
+    names = [f"column_{i}" for i in range(len(keys))]
+    given: Any
+    if dialect == "postgresql":
+        arrays = [_array(name, column) for name, column in zip(names, columns, strict=True)]
+        derived = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+        given = [derived.c[name] for name in names]
+    else:
+        given = [
+            bindparam(name, type_=column.type) for name, column in zip(names, columns, strict=True)
+        ]
+    changes = {column.name: value for column, value in zip(columns[1:], given[1:], strict=True)}
+    for i, k in enumerate(same):
+        column = mapper.columns[k]
+        changes[column.name] = bindparam(f"same_{i}", type_=column.type)
+    conditions = [columns[0] == given[0]] + [
+        mapper.columns[k] == bindparam(f"only_if_{i}", type_=mapper.columns[k].type)
+        for i, k in enumerate(only_if)
     ]
-    every = select(text("*")).select_from(func.unnest(*arrays))
-    values = {
-        name: _column_values(rows, key, defaults) for name, key in zip(names, columns, strict=True)
-    }
-    return postgresql.insert(table).from_select(list(columns.values()), every), values
+    return update(table).where(*conditions).values(changes)
+
+
+def _array(name: str, column: Any) -> Any:
+    return bindparam(name, type_=postgresql.ARRAY(column.type))
+
+
+def _check_rows(caller: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        raise ValueError(f"{caller} needs at least one row")
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError(f"every row given to {caller} must have the same keys")
 
 
 def _defaults(mapper: Any, row: dict[str, Any]) -> dict[str, Any]:
@@ -122,50 +196,3 @@ def _column_values(rows: list[dict[str, Any]], key: str, defaults: dict[str, Any
 
 def _value(row: dict[str, Any], key: str, defaults: dict[str, Any]) -> Any:
     return defaults[key] if key in defaults else row[key]
-
-
-def update_rows(
-    session: Session,
-    entity: Any,
-    rows: list[dict[str, Any]],
-    same: dict[str, Any] | None = None,
-    where: tuple[ColumnElement[bool], ...] = (),
-) -> None:
-    """Many rows of an ORM class, each found by its primary key, changed in one statement.
-
-    Each row holds the key's attribute and the attributes it sets, every row the same ones;
-    `same` are set to one value on every row; `where` are further conditions a row must meet to
-    change (`OutboundRow.status == "sending"`). On PostgreSQL it is `UPDATE … FROM unnest(:a, …)`,
-    one array per attribute: one text for every batch size, where an executemany is a statement
-    per row for the server to run. On SQLite it is that executemany.
-    """
-    if not rows:
-        raise ValueError("update_rows needs at least one row")
-    if any(row.keys() != rows[0].keys() for row in rows):
-        raise ValueError("every row given to update_rows must have the same keys")
-    mapper = inspect(entity)
-    table = mapper.local_table
-    (key,) = (k for k, c in mapper.columns.items() if c.primary_key)
-    columns = {name: mapper.columns[name] for name in [key, *(k for k in rows[0] if k != key)]}
-    names = [f"column_{i}" for i in range(len(columns))]
-    values: Any
-    if session.get_bind().dialect.name == "postgresql":
-        arrays = [
-            bindparam(name, type_=postgresql.ARRAY(column.type))
-            for name, column in zip(names, columns.values(), strict=True)
-        ]
-        given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
-        found, changes = given.c[names[0]], {c.name: given.c[n] for n, c in _set(names, columns)}
-        values = {name: [row[k] for row in rows] for name, k in zip(names, columns, strict=True)}
-    else:
-        found = bindparam(names[0])
-        changes = {c.name: bindparam(n) for n, c in _set(names, columns)}
-        values = [{n: row[k] for n, k in zip(names, columns, strict=True)} for row in rows]
-    fixed = {mapper.columns[k].name: v for k, v in (same or {}).items()}
-    statement = update(table).where(table.c[columns[key].name] == found, *where)
-    session.execute(statement.values({**changes, **fixed}), values)
-
-
-def _set(names: list[str], columns: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(parameter name, column) of every column a row sets: all but the key, which comes first."""
-    return list(zip(names[1:], list(columns.values())[1:], strict=True))

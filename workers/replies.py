@@ -19,10 +19,11 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import cast
 
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from gateway import delivery_reports
 from gateway.db import transaction
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per group
 SEND_AT_ONCE = 8  # replies of a job sent concurrently, then recorded in one commit
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
+OUTBOUND = cast(Table, OutboundRow.__table__)
 
 
 def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int = 0) -> None:
@@ -75,17 +77,19 @@ def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str,
     Redis inside this transaction, so if Redis fails nothing is claimed and the job is retried.
     """
     with transaction(rt.sessions) as session:
-        rows = session.execute(
-            select(OutboundRow.id, OutboundRow.provider, OutboundRow.recipient, OutboundRow.body)
-            .where(among(session, OutboundRow.id, outbound_ids), OutboundRow.status == "queued")
+        # Core on the session's connection: these are rows, not objects the session tracks.
+        connection, c = session.connection(), OUTBOUND.c
+        rows = connection.execute(
+            select(c.id, c.provider, c.recipient_sealed, c.body_sealed)
+            .where(among(session, c.id, outbound_ids), c.status == "queued")
             .with_for_update(skip_locked=True)
         ).all()
         verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
         for status in set(verdicts.values()):
             settled = [row_id for row_id, verdict in verdicts.items() if verdict == status]
-            session.execute(
-                update(OutboundRow)
-                .where(OutboundRow.id.in_(settled))
+            connection.execute(
+                update(OUTBOUND)
+                .where(among(session, c.id, settled))
                 .values(status=status, updated_at=utcnow(), **_attempt(status))
             )
     return [
@@ -115,7 +119,7 @@ def _senders() -> ThreadPoolExecutor:
 
 def _attempt(status: str) -> dict[str, object]:
     """Only a reply that will be sent counts an attempt."""
-    return {"attempts": OutboundRow.attempts + 1} if status == reply_limits.SEND else {}
+    return {"attempts": OUTBOUND.c.attempts + 1} if status == reply_limits.SEND else {}
 
 
 def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
@@ -126,8 +130,9 @@ def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
         for row_id, r in results.items()
     ]  # fmt: skip
     with transaction(rt.sessions) as session:
-        sending = (OutboundRow.status == "sending",)  # a row moved on meanwhile is left alone
-        update_rows(session, OutboundRow, rows, same={"updated_at": utcnow()}, where=sending)
+        # A row that moved on meanwhile (a delivery report came first) is left alone.
+        sending = {"status": "sending"}
+        update_rows(session, OutboundRow, rows, same={"updated_at": utcnow()}, only_if=sending)
     # Only after the commit: a report parked from now on finds the row (delivery_reports.py).
     sids = [r.provider_sid for r in results.values() if r.provider_sid]
     try:

@@ -57,7 +57,7 @@ def test_a_row_that_fails_the_condition_is_left_as_it_was(rt: Runtime) -> None:
         ids = list(insert_rows(session, OutboundRow, outbound, (OutboundRow.id,)).scalars())
     changes = [{"id": i, "status": "sent", "provider_sid": f"SM{i}"} for i in ids]
     with rt.sessions() as session, session.begin():
-        update_rows(session, OutboundRow, changes, where=(OutboundRow.status == "sending",))
+        update_rows(session, OutboundRow, changes, only_if={"status": "sending"})
     with rt.sessions() as session:
         rows = session.execute(
             select(OutboundRow.status, OutboundRow.provider_sid).order_by(OutboundRow.id)
