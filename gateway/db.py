@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,9 +32,22 @@ def make_engine(url: str, short_queries: bool = False) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     options = {"options": SHORT_QUERIES} if short_queries else {}
-    return create_engine(
+    engine = create_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=options
     )
+    event.listen(engine, "connect", _arrays_in_binary)
+    return engine
+
+
+def _arrays_in_binary(dbapi_connection: Any, _record: Any) -> None:
+    """Send list parameters (a batch's columns, `= ANY(:ids)`) in PostgreSQL's binary format.
+
+    psycopg writes a list in the text format by default, escaping and quoting every element in
+    Python, and the server then parses every element back: 395 µs for 175 timestamps against
+    24 in binary, and 199 against 21 for 175 strings. The last dumper registered for a type is
+    the one `%s` uses.
+    """
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def _sqlite_engine(url: str) -> Engine:

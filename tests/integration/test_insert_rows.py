@@ -110,3 +110,28 @@ def test_the_statement_text_is_the_same_for_every_batch_size(rt: Runtime) -> Non
 def test_no_rows_at_all_are_refused(rt: Runtime) -> None:
     with rt.sessions() as session, pytest.raises(ValueError, match="at least one row"):
         insert_rows(session, InboundRow, [])
+
+
+TRICKY = ['say "3"', "{3}", "back\\slash", "NULL", "", "a,b", "Votación 🙂", " spaced "]
+
+
+def test_values_an_array_literal_would_have_to_escape_come_back_as_they_went_in(
+    rt: Runtime,
+) -> None:
+    rows = [inbound(n) | {"body": body} for n, body in enumerate(TRICKY, start=1)]
+    with rt.sessions() as session, session.begin():
+        insert_rows(session, InboundRow, rows)
+    with rt.sessions() as session:
+        bodies = session.scalars(select(InboundRow.body).order_by(InboundRow.id)).all()
+    assert bodies == TRICKY
+
+
+def test_list_parameters_go_to_postgresql_in_its_binary_format(rt: Runtime) -> None:
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no arrays: insert_rows is an executemany there")
+    from psycopg.adapt import PyFormat, Transformer
+
+    with rt.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        dumper = Transformer(raw).get_dumper(["+584140000001"], PyFormat.AUTO)
+    assert type(dumper).__name__ == "ListBinaryDumper"
