@@ -114,6 +114,7 @@ def _stored_lines(f: Figures) -> list[str]:
         f"(per {len(buckets)} x 5 s: min {min(buckets):,.0f}, median "
         f"{sorted(buckets)[len(buckets) // 2]:,.0f}, max {max(buckets):,.0f}); all messages "
         f"processed {f.processed_per_second:,.0f}/s",
+        "  each 5 s  " + " ".join(f"{x:,.0f}" for x in buckets) + " confirmed votes/s",
         f"  ack->processed_at (worker's stamp, before its commit) p50 {ms(a['p50'])} "
         f"p99 {ms(a['p99'])} max {ms(a['max'])} ms (n={a['n']:,})",
         f"  ack->visible as done (committed; sampled probes) p50 {ms(v['p50'])} "
