@@ -35,7 +35,11 @@ from messages.send import send_via
 from workers import reply_limits, runtime
 
 log = logging.getLogger(__name__)
-JOB_BATCH = 50  # replies per job: one claim commit, then one result commit per group
+# Replies per job: one claim commit, then one result commit per group. A job costs RQ's own
+# bookkeeping whatever its size, so the bigger the cheaper; but its last group must be recorded
+# well before the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before
+# RQ's 180 s job timeout: 13 groups, each bounded by the 10 s send timeout, take 130 s at worst.
+JOB_BATCH = 100
 SEND_AT_ONCE = 8  # replies of a job sent concurrently, then recorded in one commit
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
 OUTBOUND = cast(Table, OutboundRow.__table__)
