@@ -178,3 +178,20 @@ def test_which_requests_the_fast_path_answers_itself(
     flask_unreachable: FastTwilioInbound, rt: Runtime, case: Case, status: int
 ) -> None:
     assert answer(flask_unreachable, rt, case)[0] == status
+
+
+def test_without_a_public_url_the_url_the_request_came_to_is_the_one_signed(
+    flask_unreachable: FastTwilioInbound, rt: Runtime
+) -> None:
+    """As `request.url` in the Flask route: werkzeug's test client calls http://localhost/."""
+    state = flask_unreachable.state
+    state.settings = replace(state.settings, public_url=None)
+    form = inbound_form("+584141234567", "VOTO 3")
+    headers = {
+        "Content-Type": FORM,
+        "X-Twilio-Signature": signature(AUTH_TOKEN, "http://localhost/sms/twilio?a=1", form),
+    }
+    response = Client(flask_unreachable).post(
+        "/sms/twilio?a=1", data=urlencode(form).encode(), headers=headers
+    )
+    assert response.status_code == 200
