@@ -83,8 +83,8 @@ class FastTwilioInbound:
             return None
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         declared = environ.get("CONTENT_LENGTH", "")
-        if mimetype != FORM_TYPE or not declared.isdigit():
-            return None
+        if mimetype != FORM_TYPE or not (declared.isascii() and declared.isdigit()):
+            return None  # str.isdigit alone takes "²", which int() refuses
         length = int(declared)
         limit = self.config.get("MAX_CONTENT_LENGTH")
         return length if limit is None or length <= limit else None

@@ -124,4 +124,3 @@ def _fresh_statistics(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         for table in (PersonRow.__tablename__, PhoneRow.__tablename__):
             session.execute(text(f"ANALYZE {table}"))
-

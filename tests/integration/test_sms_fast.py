@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.test import Client
+from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 
 from gateway.db import make_engine, make_sessionmaker
 from gateway.inbox import INBOX
@@ -59,6 +59,7 @@ class Case:
             )
         if self.chunked:
             headers["Transfer-Encoding"] = "chunked"
+
         return {
             "method": self.method,
             "path": "/sms/twilio" + (f"?{self.query}" if self.query else ""),
@@ -195,3 +196,13 @@ def test_without_a_public_url_the_url_the_request_came_to_is_the_one_signed(
         "/sms/twilio?a=1", data=urlencode(form).encode(), headers=headers
     )
     assert response.status_code == 200
+
+
+def test_a_length_written_in_other_digits_is_handed_to_flask(
+    flask_unreachable: FastTwilioInbound,
+) -> None:
+    """ "²" is a digit to str.isdigit and not to int(): the test client would mend the header."""
+    environ = EnvironBuilder(**Case("", 200).request()).get_environ()
+    environ["CONTENT_LENGTH"] = "²"
+    _body, status, _headers = run_wsgi_app(flask_unreachable, environ)
+    assert status.startswith("599")
