@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.datastructures import MultiDict
+from werkzeug.wsgi import get_current_url
 
 from gateway.inbound import accept, move_reply_status
 from gateway.models import utcnow
@@ -52,7 +54,7 @@ def _signed_utf8_form(settings) -> MultiDict[str, str]:  # type: ignore[no-untyp
         abort(400, "the body is not form data in UTF-8")
     # As Werkzeug would: a body of another type carries no form fields (and so no valid signature).
     form = MultiDict(pairs if request.mimetype == FORM_TYPE else [])
-    url = _signed_url(settings.public_url)
+    url = signed_url(request.environ, settings.public_url)
     signature = request.headers.get("X-Twilio-Signature")
     if not twilio.verify(settings.twilio_auth_token, url, form, signature):
         abort(403, "missing or invalid X-Twilio-Signature")
@@ -77,9 +79,12 @@ def _unquoted(text: str) -> str:
     return unquote_plus(text, errors="strict") if "%" in text or "+" in text else text
 
 
-def _signed_url(public_url: str | None) -> str:
-    """The URL Twilio signed. Behind a proxy that is the public one, not the one we see."""
+def signed_url(environ: dict[str, Any], public_url: str | None) -> str:
+    """The URL Twilio signed. Behind a proxy that is the public one, not the one we see.
+
+    From the WSGI environ, so that the Flask routes and `gateway.sms_fast` work it out alike.
+    """
     if not public_url:
-        return request.url
-    query = request.query_string.decode("latin-1")
-    return public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
+        return get_current_url(environ)
+    path, query = str(environ.get("PATH_INFO", "")), str(environ.get("QUERY_STRING", ""))
+    return public_url.rstrip("/") + path + (f"?{query}" if query else "")

@@ -22,7 +22,6 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
-from werkzeug.wsgi import get_current_url
 
 from gateway import errors, security_headers
 from gateway.app import WebState
@@ -30,7 +29,7 @@ from gateway.inbound import accept
 from gateway.models import utcnow
 from gateway.providers import twilio
 from gateway.providers.base import BadRequestError
-from gateway.sms import FORM_TYPE, form_pairs
+from gateway.sms import FORM_TYPE, form_pairs, signed_url
 
 PATH = "/sms/twilio"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -115,11 +114,3 @@ class FastTwilioInbound:
             ],
         )
         return [answer]
-
-
-def signed_url(environ: dict[str, Any], public_url: str | None) -> str:
-    """The URL Twilio signed, as `gateway.sms` works it out from Flask's request."""
-    if not public_url:
-        return get_current_url(environ)
-    query = environ.get("QUERY_STRING", "")
-    return public_url.rstrip("/") + PATH + (f"?{query}" if query else "")
