@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from gateway import body_limits, errors, privacy, security_headers
-from gateway.db import make_engine, make_sessionmaker
+from gateway.db import make_engine, make_lookups, make_sessionmaker
 from gateway.settings import Settings
 
 
@@ -23,6 +23,7 @@ class WebState:
     sessions: sessionmaker[Session]
     redis: Redis
     dialect: str  # "postgresql" or "sqlite": the two speak ON CONFLICT a little differently
+    lookups: sessionmaker[Session]  # reads only (see gateway.db.make_lookups)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         make_sessionmaker(engine),
         Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
         engine.dialect.name,
+        make_lookups(engine),
     )
     from gateway import africastalking_sms, health, public, sms, sms_fast
     from gateway.ops import metrics as ops_metrics

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -73,6 +74,38 @@ def people_by_phone(
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A person on a phone as a USSD menu needs them: the ID's keyed hash, never the ID."""
+
+    person_id: int
+    national_id_digest: str
+    circuit_id: int
+    birth_date: date
+    language: str | None
+
+
+def registered_on_phone(session: Session, consultation_id: int, phone: str) -> list[Registered]:
+    """Everyone registered on one phone, their IDs as the registry's keyed hashes.
+
+    The menu only compares what the caller types, hashed, with these; reading the hash as
+    stored spares a decryption and a hash per person on every dial.
+    """
+    rows = session.execute(
+        select(
+            PersonRow.id,
+            PersonRow.national_id,
+            PersonRow.circuit_id,
+            PersonRow.birth_date,
+            PersonRow.language,
+        )
+        .join(PhoneRow, PhoneRow.person_id == PersonRow.id)
+        .where(PhoneRow.consultation_id == consultation_id, PhoneRow.phone == phone)
+        .order_by(PersonRow.id)
+    )
+    return [Registered(*row) for row in rows]
 
 
 def ballots(session: Session, circuit_ids: Iterable[int]) -> dict[int, Ballot]:

@@ -38,6 +38,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from gateway.app import WebState
+from gateway.db import make_lookups
 from gateway.inbound import hand_to_queue, record_inbound
 from gateway.models import InboundRow
 from gateway.providers import twilio
@@ -265,7 +266,7 @@ class _FixedWindow:
 def web_state(settings: Settings, sessions: sessionmaker[Session], redis: Redis) -> WebState:
     """What the webhook's own functions need, built around the command's sessions."""
     engine = sessions.kw["bind"]
-    return WebState(settings, engine, sessions, redis, engine.dialect.name)
+    return WebState(settings, engine, sessions, redis, engine.dialect.name, make_lookups(engine))
 
 
 def record_missing(state: WebState, missing: Iterable[ProviderMessage]) -> Recording:

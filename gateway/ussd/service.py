@@ -41,7 +41,7 @@ class HopLedger:
     def standing_receipt(self, person_id: int) -> str | None:
         if self.consultation_id is None:
             return None
-        with self.web.sessions() as session:
+        with self.web.lookups() as session:
             return ballot_box.standing_receipt(session, self.consultation_id, person_id)
 
     def fingerprint(self, national_id: str) -> str:
@@ -49,7 +49,7 @@ class HopLedger:
 
     def _national_id(self, voter: Voter) -> str:
         """The worker tells the people on a phone apart by ID; the session holds only hashes."""
-        with self.web.sessions() as session:
+        with self.web.lookups() as session:
             return session.scalars(
                 select(PersonRow.national_id_clear).where(PersonRow.id == voter.person_id)
             ).one()
@@ -77,7 +77,7 @@ class HopLedger:
                 log.warning("redis unavailable: USSD vote written to the database instead")
         inbound_id = record_inbound(self.web, message)
         if inbound_id is None:  # this session already voted: show the receipt it was given
-            with self.web.sessions() as session:
+            with self.web.lookups() as session:
                 given = ballot_box.inbound_receipt(session, message.provider, message.external_id)
             return given or ""
         hand_to_queue(self.web, inbound_id)
@@ -132,19 +132,19 @@ def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tup
 
 def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
     """Everything the menu will need, read once at the first hop."""
-    with web.sessions() as session:
+    with web.lookups() as session:
         consultation = rules.consultation_for(ballot_box.all_consultations(session), utcnow())
         preferred = session.scalar(
             select(PhonePreferenceRow.language).where(PhonePreferenceRow.phone == phone)
         )
         if consultation is None:
             return Context(closed="ussd_no_consultation"), preferred or catalogue.DEFAULT_LOCALE
-        people = ballot_box.people_by_phone(session, consultation.id, [phone]).get(phone, [])
+        people = ballot_box.registered_on_phone(session, consultation.id, phone)
         ballots = ballot_box.ballots(session, {p.circuit_id for p in people})
     voters = tuple(
         Voter(
-            p.id,
-            privacy.digest(p.national_id),
+            p.person_id,
+            p.national_id_digest,
             p.circuit_id,
             rules.age_allowed(consultation, p.birth_date),
         )
