@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -35,12 +36,18 @@ from messages.send import send_via
 from workers import reply_limits, runtime
 
 log = logging.getLogger(__name__)
-# Replies per job: one claim commit, then one result commit per group. A job costs RQ's own
-# bookkeeping whatever its size, so the bigger the cheaper; but its last group must be recorded
-# well before the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before
-# RQ's 180 s job timeout: 13 groups, each bounded by the 10 s send timeout, take 130 s at worst.
+# Replies per job: one claim commit, then the answers' commits. A job costs RQ's own bookkeeping
+# whatever its size, so the bigger the cheaper; but its last answers must be recorded well before
+# the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before RQ's 180 s
+# job timeout: 13 groups, each bounded by the 10 s send timeout, take 130 s at worst.
 JOB_BATCH = 100
-SEND_AT_ONCE = 8  # replies of a job sent concurrently, then recorded in one commit
+SEND_AT_ONCE = 8  # replies of a job sent concurrently
+# Answers are recorded in one commit once this long has passed since the last, and at the end of
+# the job; an answer waits at most this plus one group's sends. Until then a sent reply is still
+# `sending`: a worker killed meanwhile leaves it for the sweep to mark `unknown`, never to send it
+# again. A commit per group of 8 was 13 commits for a job that writes 100 replies to the outbox
+# in a few milliseconds; this is one, and a few a second while sends are slow.
+RECORD_EVERY = 0.5  # seconds
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
 OUTBOUND = cast(Table, OutboundRow.__table__)
 
@@ -57,15 +64,21 @@ def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int
             queue.enqueue(send_replies, chunk, retry=retry)
 
 
-def send_replies(outbound_ids: list[int]) -> dict[str, int]:
+def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) -> dict[str, int]:
     """RQ job: send these replies, each at most once, a few at a time."""
     rt = runtime.current()
     results: dict[int, SendResult] = {}
+    unrecorded: dict[int, SendResult] = {}
     claimed = _claim(rt, outbound_ids)
+    recorded_at = time.monotonic()
     for start in range(0, len(claimed), SEND_AT_ONCE):
         sent = _send_together(rt, claimed[start : start + SEND_AT_ONCE])
-        _record(rt, sent)
         results.update(sent)
+        unrecorded.update(sent)
+        last = start + SEND_AT_ONCE >= len(claimed)
+        if last or time.monotonic() - recorded_at >= record_every:
+            _record(rt, unrecorded)
+            unrecorded, recorded_at = {}, time.monotonic()
     _retry_later(rt, results)
     return {
         outcome.value: sum(r.outcome is outcome for r in results.values())

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome
@@ -251,6 +251,62 @@ def test_a_confirmed_vote_is_posted_to_twilio_once_and_recorded_as_sent(
     assert request.status_callback == STATUS_URL
     assert (reply.status, reply.provider_sid, reply.attempts) == ("sent", fake_twilio.created[0], 1)
     assert reply.error_code is None
+
+
+# -- when the answers are recorded ---------------------------------------------------------
+
+
+def commits_of(worker: Runtime) -> list[int]:
+    """A list that grows by one at each commit on the worker's database connections."""
+    seen: list[int] = []
+    event.listen(worker.engine, "commit", lambda _connection: seen.append(1))
+    return seen
+
+
+def queue_replies(rt: Runtime, count: int) -> list[int]:
+    """Replies to as many numbers (each under its own hourly cap)."""
+    return [queue_reply(rt, recipient=f"+58414{n:07d}") for n in range(count)]
+
+
+@dataclass(frozen=True)
+class Recording:
+    record_every: float
+    seen_sent_when_the_last_group_went: int
+    commits: int
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Recording(record_every=3600, seen_sent_when_the_last_group_went=0, commits=2),
+            id="answers that come within the interval are recorded in one commit",
+        ),
+        pytest.param(
+            Recording(record_every=0, seen_sent_when_the_last_group_went=16, commits=4),
+            id="answers that come slower than the interval are recorded while later sends wait",
+        ),
+    ],
+)
+def test_when_the_answers_of_a_reply_job_are_recorded(
+    rt: Runtime, fake_twilio: FakeTwilio, case: Recording
+) -> None:
+    ids = queue_replies(rt, 20)  # sent in groups of 8, 8 and 4
+    seen: list[int] = []
+
+    def look() -> None:
+        with rt.sessions() as session:
+            sent = select(OutboundRow.id).where(OutboundRow.status == "sent")
+            seen.append(len(session.scalars(sent).all()))
+
+    for n in range(20):
+        fake_twilio.plan(201, before=look if n == 16 else None)  # the last group's first
+    with installed(sending_settings(rt, fake_twilio), rt) as worker:
+        commits = commits_of(worker)
+        send_replies(ids, record_every=case.record_every)
+    assert seen == [case.seen_sent_when_the_last_group_went]
+    assert len(commits) == case.commits  # the claim, then the answers'
+    assert [r.status for r in replies(rt)] == ["sent"] * 20
 
 
 # -- what Twilio's answer decides -----------------------------------------------------------
