@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from gateway.models import OutboundRow, utcnow
 from gateway.providers.base import SendOutcome
@@ -473,6 +473,30 @@ def run_then_sweep(worker: Runtime, reply_id: int) -> None:
     send_replies([reply_id])
     sweep_once(worker)
     drain(worker)
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "expected"),
+    [
+        pytest.param(300, ("unknown", "worker-died"), id="sending for longer than the sweep waits"),
+        pytest.param(60, ("sending", None), id="sending for less: its job may still record it"),
+    ],
+)
+def test_a_reply_a_killed_worker_left_sending_is_marked_unknown_and_never_sent_again(
+    rt: Runtime, fake_twilio: FakeTwilio, seconds_ago: int, expected: tuple[str, str | None]
+) -> None:
+    """The worker died between the send and the record: the reply may have gone out."""
+    row_id = queue_reply(rt)
+    claimed_at = utcnow() - timedelta(seconds=seconds_ago)
+    with rt.sessions() as session, session.begin():
+        claim = update(OutboundRow).where(OutboundRow.id == row_id)
+        session.execute(claim.values(status="sending", updated_at=claimed_at))
+    with installed(sending_settings(rt, fake_twilio), rt) as worker:
+        sweep_once(worker)
+        drain(worker)
+    reply = the_reply(rt)
+    assert (reply.status, reply.error_code) == expected
+    assert fake_twilio.requests == []
 
 
 @pytest.mark.parametrize(
