@@ -129,7 +129,11 @@ class _Logged:
 class FakeTwilio:
     """Twilio's Messages endpoint on a local port, scripted per call and thread-safe."""
 
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+    def __init__(
+        self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, keep_alive: bool = False
+    ) -> None:
+        """`keep_alive` serves many requests per connection, as Twilio does; tests leave it off
+        so that nothing lingers after them."""
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.errors: list[BaseException] = []  # raised inside the server: the fixture re-raises
@@ -140,7 +144,7 @@ class FakeTwilio:
         self._log: list[_Logged] = []
         self.max_page_size = MAX_PAGE_SIZE  # lower it to make a test page through a short list
         self._stopping = threading.Event()
-        self._server = _Server((HOST, 0), _Handler, fake=self)
+        self._server = _Server((HOST, 0), _KeepAliveHandler if keep_alive else _Handler, fake=self)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -494,6 +498,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """Quiet: the tests inspect `requests` instead."""
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"
+    # The headers and the body go out in two writes: with Nagle's algorithm the body waits for
+    # the client's delayed ACK of the headers, 40 ms, on a connection that stays open.
+    disable_nagle_algorithm = True
 
 
 def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
