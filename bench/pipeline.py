@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import analysis, report, stack, synthetic
+from bench import analysis, report, send_cpu, stack, synthetic
 from bench.steps import Output, StepRun, measure_ceiling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,7 @@ class Options:
     profile: bool
     out: Path
     ack_after: str
+    send_replies: bool = False
 
     @property
     def mode(self) -> str:
@@ -109,6 +110,12 @@ def parse(argv: Sequence[str] | None) -> Options:
         action="store_true",
         help="cProfile the web and worker processes (slower; for where time goes)",
     )
+    parser.add_argument(
+        "--send-replies",
+        action="store_true",
+        help="send the replies to a local stand-in for Twilio's API (its CPU metered apart) "
+        "instead of keeping them in the outbox",
+    )
     parser.add_argument("--out", type=Path, default=RAW_FOLDER)
     args = parser.parse_args(argv)
     workers = tuple(int(n) for n in args.workers.split(","))
@@ -137,6 +144,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         args.profile,
         args.out,
         args.ack_after,
+        args.send_replies,
     )
 
 
@@ -175,6 +183,16 @@ def run(options: Options, folder: Path, out: Output) -> bool:
         )
         env = stack.gateway_env(database_url, redis_url, stack.free_port())
         env["ACK_AFTER"] = options.ack_after
+        provider_pid = None
+        if options.send_replies:
+            url, provider_pid = stack_.enter_context(
+                send_cpu.twilio_stand_in(env["TWILIO_AUTH_TOKEN"])
+            )
+            env.update(
+                TWILIO_ACCOUNT_SID=send_cpu.STAND_IN_ACCOUNT,
+                TWILIO_FROM=send_cpu.STAND_IN_FROM,
+                TWILIO_API_BASE_URL=url,
+            )
         out(*settings_lines(options, env))
         load_registry(options, env, folder, out)
         ceiling = measure_ceiling(options, env, folder, redis.pid, out)
@@ -182,7 +200,9 @@ def run(options: Options, folder: Path, out: Output) -> bool:
         stack_.callback(db.close)
         counts, steps = db.counts(), []
         for index, workers in enumerate(options.workers):
-            run_ = StepRun(options, env, folder, index, workers, redis.pid, database_name)
+            run_ = StepRun(
+                options, env, folder, index, workers, redis.pid, database_name, provider_pid
+            )
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
         out("", "## Results", "")
@@ -201,13 +221,19 @@ def run(options: Options, folder: Path, out: Output) -> bool:
 
 
 def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
+    replies = (
+        "replies sent to a local stand-in for Twilio's API (`--send-replies`; its CPU is "
+        "metered apart, as the load generator's)"
+        if options.send_replies
+        else "replies stay in the outbox (no provider credentials)"
+    )
     return [
         f"code        {report.code_version()}",
         f"gateway     gunicorn gthread WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')} x "
         f"WEB_THREADS={env.get('WEB_THREADS', '4')}; ACK_AFTER={env['ACK_AFTER']}; "
         f"BATCH_SIZE={env.get('BATCH_SIZE', '200')}; intake workers "
         f"{','.join(map(str, options.workers))} + {options.reply_workers} replies worker(s); "
-        "replies stay in the outbox (no provider credentials)",
+        + replies,
         f"stores      {options.database} (PostgreSQL 127.0.0.1:5432 shared server, scratch DB)"
         if options.database == "postgresql"
         else "stores      SQLite file (WAL, synchronous=FULL)",

@@ -46,13 +46,18 @@ def serve_twilio(auth_token: str) -> None:
         sys.stdin.read()
 
 
+STAND_IN_ACCOUNT = "AC" + "5" * 32  # the stand-in's account SID (tests/support/fake_twilio.py)
+STAND_IN_FROM = "+582125550000"
+
+
 @contextlib.contextmanager
-def twilio_stand_in(auth_token: str) -> Iterator[str]:
+def twilio_stand_in(auth_token: str) -> Iterator[tuple[str, int]]:
+    """(its base URL, its PID): a process of its own, so that its CPU is not ours."""
     argv = [sys.executable, "-m", "bench.send_cpu", SERVE, auth_token]
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:
         assert process.stdout is not None  # noqa: S101 - opened with a pipe
-        yield process.stdout.readline().strip()
+        yield process.stdout.readline().strip(), process.pid
     finally:
         if process.stdin:
             process.stdin.close()
@@ -76,7 +81,7 @@ def one_round(count: int, twilio_url: str | None) -> tuple[float, float]:
         settings = Settings.from_env().with_(database_url=url)
         if twilio_url:
             settings = settings.with_(
-                twilio_account_sid="AC" + "5" * 32, twilio_from="+582125550000",
+                twilio_account_sid=STAND_IN_ACCOUNT, twilio_from=STAND_IN_FROM,
                 twilio_api_base_url=twilio_url,
             )  # fmt: skip
         rt = runtime.Runtime.build(settings)
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     Redis.from_url(redis_url).flushdb()
     print(f"replies     {options.replies} per round and way, {options.rounds} rounds")
-    with twilio_stand_in(token) as url:
+    with twilio_stand_in(token) as (url, _):
         for round_ in range(1, options.rounds + 1):
             for way, target in (("outbox", None), ("twilio stand-in", url)):
                 cpu_ms, per_second = one_round(options.replies, target)

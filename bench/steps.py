@@ -85,9 +85,11 @@ class StepRun:
         workers: int,
         redis_pid: int,
         database_name: str | None,
+        provider_pid: int | None = None,  # the stand-in for Twilio's API, with --send-replies
     ) -> None:
         self.options, self.env, self.folder, self.index = options, env, folder, index
         self.workers, self.redis_pid, self.database_name = workers, redis_pid, database_name
+        self.provider_pid = provider_pid
         self.redis_url = env["REDIS_URL"]
 
     def measure(
@@ -103,6 +105,8 @@ class StepRun:
             )
             stack.wait_healthy(web, port)
             roots = {"web": web.pid, "redis": self.redis_pid}
+            if self.provider_pid:
+                roots["provider stand-in"] = self.provider_pid
             for n in range(1, self.workers + 1):
                 worker = processes.enter_context(
                     stack.started(
