@@ -32,7 +32,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench import ussd
+from bench import stack, ussd
 
 SERVE = "--serve-twilio"  # how this module runs itself as the stand-in's process
 
@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     options = parser.parse_args(argv)
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        raise SystemExit("REDIS_URL is not set (a Redis database this may flush)")
+    redis_url = stack.flushable_redis_url()
     token = secrets.token_hex(16)
     os.environ.update(
         TWILIO_AUTH_TOKEN=token, DATABASE_URL="postgresql://unused", DEFAULT_REGION="VE",

@@ -107,6 +107,14 @@ def scratch_database(kind: str, folder: Path) -> Iterator[tuple[str, str | None]
             admin.execute(drop.format(sql.Identifier(name)))
 
 
+def flushable_redis_url() -> str:
+    """REDIS_URL, for the in-process benchmarks that flush it: refuse to start without one."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        raise SystemExit("REDIS_URL is not set (a Redis database this may flush)")
+    return redis_url
+
+
 def gateway_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES}
     env.update(

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from redis import Redis
 
-from bench import ussd
+from bench import stack, ussd
 
 CHANNEL_SECRET = secrets.token_urlsafe(16)  # the USSD route's path secret, new each run
 PEOPLE = 10_000
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if not 1 <= options.sessions <= PEOPLE:
         raise SystemExit(f"--sessions must be 1..{PEOPLE}: one per person")
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        raise SystemExit("REDIS_URL is not set (a Redis database this may flush)")
+    redis_url = stack.flushable_redis_url()
     os.environ.update(
         TWILIO_AUTH_TOKEN=secrets.token_hex(16), ACK_AFTER="redis",
         AFRICASTALKING_SECRET=CHANNEL_SECRET,

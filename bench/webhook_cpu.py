@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 from redis import Redis
 from twilio.request_validator import RequestValidator
 
+from bench import stack
+
 URL = "http://bench.local"
 PATH = "/sms/twilio"
 
@@ -78,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args(argv)
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        raise SystemExit("REDIS_URL is not set (a Redis database this may flush)")
+    redis_url = stack.flushable_redis_url()
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="consulta-bench-") as folder:
         os.environ.update(
