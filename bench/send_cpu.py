@@ -29,10 +29,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
 from bench import stack, ussd
+
+if TYPE_CHECKING:  # the gateway is imported once the environment is set (see main)
+    from workers.runtime import Runtime
 
 SERVE = "--serve-twilio"  # how this module runs itself as the stand-in's process
 
@@ -94,8 +98,8 @@ def one_round(count: int, twilio_url: str | None) -> tuple[float, float]:
                 for n in range(count)
             ]  # fmt: skip
             with rt.sessions() as session, session.begin():
-                ids = list(insert_rows(session, OutboundRow, rows, returning=(OutboundRow.id,)))
-            ids = [row[0] for row in ids]
+                inserted = insert_rows(session, OutboundRow, rows, returning=(OutboundRow.id,))
+                ids = list(inserted.scalars())
             cpu, wall = time.process_time(), time.perf_counter()
             for start in range(0, count, JOB_BATCH):
                 send_replies(ids[start : start + JOB_BATCH])
@@ -108,12 +112,12 @@ def one_round(count: int, twilio_url: str | None) -> tuple[float, float]:
     return 1000 * cpu / count, count / wall
 
 
-def _check(rt: object, count: int, expected: str) -> None:
+def _check(rt: Runtime, count: int, expected: str) -> None:
     from sqlalchemy import func, select
 
     from gateway.models import OutboundRow
 
-    with rt.sessions() as session:  # type: ignore[attr-defined]
+    with rt.sessions() as session:
         by_status = select(OutboundRow.status, func.count()).group_by(OutboundRow.status)
         found: dict[str, int] = {row[0]: row[1] for row in session.execute(by_status)}
     if found != {expected: count}:

@@ -59,7 +59,6 @@ class Case:
             )
         if self.chunked:
             headers["Transfer-Encoding"] = "chunked"
-
         return {
             "method": self.method,
             "path": "/sms/twilio" + (f"?{self.query}" if self.query else ""),
