@@ -33,6 +33,9 @@ class Settings:
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
+    # Twilio's edge location and processing region, as its SDK reads them: api.{edge}.{region}...
+    twilio_edge: str | None = None
+    twilio_region: str | None = None
     public_url: str | None = None
     default_region: str = "VE"
     port: int = 8000
@@ -88,6 +91,8 @@ class Settings:
             "twilio_from": env.get("TWILIO_FROM") or None,
             "twilio_messaging_service_sid": env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
             "twilio_api_base_url": env.get("TWILIO_API_BASE_URL") or None,
+            "twilio_edge": env.get("TWILIO_EDGE") or None,
+            "twilio_region": env.get("TWILIO_REGION") or None,
             "public_url": env.get("PUBLIC_URL") or None,
             "default_region": env.get("DEFAULT_REGION") or "VE",
             "port": int(env.get("PORT") or 8000),

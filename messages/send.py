@@ -6,9 +6,6 @@ from gateway.providers import registry
 from gateway.providers.base import SendResult
 from gateway.settings import Settings
 
-# The worker's cached Twilio client, under the name tests use to shorten its timeout.
-_client = registry.twilio_client
-
 
 def send(settings: Settings, recipient: str, body: str) -> SendResult:
     """Send one reply through the default provider (Twilio), or keep it in the outbox."""

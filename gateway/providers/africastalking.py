@@ -6,14 +6,15 @@ allow-list of source networks (`gateway.providers.network`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
 from gateway.imports.e164 import reader_for
+from gateway.providers import keepalive
 from gateway.providers.base import (
+    ERROR_CODE_CHARS,
     BadRequestError,
     InboundMessage,
     Screen,
@@ -22,7 +23,6 @@ from gateway.providers.base import (
     UssdHop,
     at_most,
 )
-from gateway.providers.network import never_connected
 from gateway.settings import Settings
 
 NAME = "africastalking"
@@ -33,7 +33,6 @@ MAX_BODY_CHARS = 1600  # a long concatenated SMS; anything bigger is not a vote
 MAX_ID_CHARS = 64  # the width of inbound_messages.external_id
 MAX_USSD_TEXT_CHARS = 200  # a whole session's path; a real one is a few dozen keys
 MAX_SESSION_ID_CHARS = 128  # it keys the menu position in Redis
-ERROR_CODE_CHARS = 16  # the width of outbound_messages.error_code
 API_BASE_URL = "https://api.africastalking.com"
 SANDBOX_API_BASE_URL = "https://api.sandbox.africastalking.com"
 TIMEOUT = (5.0, 10.0)  # connect, read: a reply job must not wait on AT for ever
@@ -120,19 +119,18 @@ def send(settings: Settings, to: str, body: str) -> SendResult:
     form = {"username": settings.africastalking_username or "", "to": to, "message": body}
     if settings.africastalking_from:
         form["from"] = settings.africastalking_from
-    headers = {"apiKey": settings.africastalking_api_key or "", "Accept": "application/json"}
+    headers = {
+        "apiKey": settings.africastalking_api_key or "",
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     try:
-        response = requests.post(
-            messaging_url(settings), data=form, headers=headers, timeout=TIMEOUT
-        )
-    except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
-        return SendResult(SendOutcome.RETRY, error_code=type(error).__name__[:ERROR_CODE_CHARS])
-    except requests.exceptions.ConnectionError as error:
-        sure = never_connected(error)
-        return SendResult(SendOutcome.RETRY if sure else SendOutcome.UNKNOWN, error_code="conn")
-    except requests.exceptions.RequestException as error:
-        return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__[:ERROR_CODE_CHARS])
-    return _outcome(response)
+        answer = keepalive.post_form(messaging_url(settings), form, headers, TIMEOUT)
+    except keepalive.NotSent as error:
+        return SendResult(SendOutcome.RETRY, error_code=error.code[:ERROR_CODE_CHARS])
+    except keepalive.MaybeSent as error:
+        return SendResult(SendOutcome.UNKNOWN, error_code=error.code[:ERROR_CODE_CHARS])
+    return _outcome(answer)
 
 
 def messaging_url(settings: Settings) -> str:
@@ -142,21 +140,21 @@ def messaging_url(settings: Settings) -> str:
     return (base or API_BASE_URL).rstrip("/") + "/version1/messaging"
 
 
-def _outcome(response: requests.Response) -> SendResult:
-    code = str(response.status_code)
-    if response.status_code == 429:
+def _outcome(answer: keepalive.Answer) -> SendResult:
+    code = str(answer.status)
+    if answer.status == 429:
         return SendResult(SendOutcome.RETRY, error_code=code)
-    if response.status_code >= 500:
+    if answer.status >= 500:
         return SendResult(SendOutcome.UNKNOWN, error_code=code)
-    if response.status_code >= 400:
+    if answer.status >= 400:
         return SendResult(SendOutcome.FAILED, error_code=code)  # credentials, a malformed request
-    return _recipient_outcome(response)
+    return _recipient_outcome(answer)
 
 
-def _recipient_outcome(response: requests.Response) -> SendResult:
+def _recipient_outcome(answer: keepalive.Answer) -> SendResult:
     """A 2xx carries AT's verdict per recipient; we send to one."""
     try:
-        data: Any = response.json()["SMSMessageData"]
+        data: Any = json.loads(answer.body)["SMSMessageData"]
         recipients = data["Recipients"]
         if not recipients:  # refused before any recipient, e.g. "InvalidSenderId"
             reason = str(data.get("Message") or "no-recipient")

@@ -19,6 +19,9 @@ class InboundMessage:
     receipt: str | None = None  # set for a USSD vote, whose receipt the voter already saw
 
 
+ERROR_CODE_CHARS = 16  # the width of outbound_messages.error_code
+
+
 class BadRequestError(Exception):
     """The request is not a message we can accept; the text says why, for the 4xx body."""
 

@@ -1,12 +1,9 @@
-"""What unsigned callbacks have instead of a signature: a source allow-list, and honest errors."""
+"""What unsigned callbacks have instead of a signature: a source allow-list."""
 
 from __future__ import annotations
 
 import ipaddress
 from functools import cache
-
-import requests
-from urllib3.exceptions import NewConnectionError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,14 +25,3 @@ def allowed_source(remote_addr: str | None, networks: tuple[str, ...]) -> bool:
 def _parsed(networks: tuple[str, ...]) -> tuple[Network, ...]:
     # A malformed entry raises: a typo in the allow-list must not quietly open or close it.
     return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
-
-
-def never_connected(error: requests.exceptions.ConnectionError) -> bool:
-    """No connection was made (refused, unreachable, unresolved), so a resend is safe.
-
-    A connection that broke after the request went out may have created the message. urllib3's
-    NewConnectionError covers the first kind, including its subclass NameResolutionError.
-    """
-    cause = error.args[0] if error.args else None
-    cause = getattr(cause, "reason", cause)  # requests wraps urllib3's MaxRetryError(reason)
-    return isinstance(cause, NewConnectionError | ConnectionRefusedError)

@@ -9,9 +9,6 @@ voters' replies, and those of any provider not listed, go through the default se
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
-
-from twilio.rest import Client
 
 from gateway.providers import africastalking, hubtel, twilio
 from gateway.providers.base import SendOutcome, SendResult
@@ -26,28 +23,7 @@ def send_twilio(settings: Settings, to: str, body: str) -> SendResult:
     """Through Twilio's REST API, asking for status callbacks when we know our public URL."""
     if not settings.sends_through_twilio:
         return KEPT_IN_OUTBOX
-    callback = (
-        f"{settings.public_url.rstrip('/')}/sms/twilio/status" if settings.public_url else None
-    )
-    client = twilio_client(
-        settings.twilio_account_sid or "",
-        settings.twilio_auth_token or "",
-        settings.twilio_api_base_url,
-    )
-    return twilio.send(
-        client,
-        to,
-        body,
-        settings.twilio_from,
-        settings.twilio_messaging_service_sid,
-        callback,
-    )
-
-
-@cache
-def twilio_client(account_sid: str, auth_token: str, api_base_url: str | None) -> Client:
-    """One client (and one HTTP connection pool) per worker process and credentials."""
-    return twilio.make_client(account_sid, auth_token, api_base_url)
+    return twilio.send(settings, to, body)
 
 
 def send_africastalking(settings: Settings, to: str, body: str) -> SendResult:

@@ -7,7 +7,6 @@ did not take it (429, connection refused), never after a 5xx or a timeout, never
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +20,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select, update
 
 from gateway.models import OutboundRow, utcnow
+from gateway.providers import twilio
 from gateway.providers.base import SendOutcome
 from gateway.queues import REPLIES_QUEUE
 from gateway.settings import Settings
-from messages import send as send_module
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.support.factories import seed
 from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio_fixture is a fixture
@@ -35,6 +34,7 @@ from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio_fixture is a
     settings_with_twilio,
 )
 from tests.support.pipeline import drain
+from tests.support.ports import closed_port_url
 from tests.support.twilio_requests import inbound_form, message_sid, signature, signed_headers
 from workers import runtime
 from workers.pump import sweep_once
@@ -132,24 +132,6 @@ def run_scheduled(rt: Runtime) -> int:
         queue.enqueue_job(job)
     drain(rt)
     return len(job_ids)
-
-
-def sdk_client(settings: Settings) -> Any:
-    """The Twilio client the worker will use (one per credentials and base URL)."""
-    # make_client fixes a 10 s timeout; a test of a hanging Twilio should not wait that long.
-    return send_module._client(
-        settings.twilio_account_sid or "",
-        settings.twilio_auth_token or "",
-        settings.twilio_api_base_url,
-    )
-
-
-def closed_port_url() -> str:
-    """A local URL nothing listens on: connecting to it is refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def status_form(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
@@ -383,7 +365,7 @@ class Final:
     error_code: str
     plan: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, object] = field(default_factory=dict)
-    client_timeout: float | None = None  # the SDK client's read timeout, for a hanging Twilio
+    read_timeout: float | None = None  # how long the send waits on a hanging Twilio
 
 
 @pytest.mark.parametrize(
@@ -399,7 +381,7 @@ class Final:
         ),
         pytest.param(
             Final(
-                "unknown", "ReadTimeout", plan={"status": "hang", "seconds": 5}, client_timeout=0.5
+                "unknown", "ReadTimeout", plan={"status": "hang", "seconds": 5}, read_timeout=0.5
             ),
             id="a read timeout may have created the message",
         ),
@@ -428,8 +410,8 @@ def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(
     if case.plan:
         fake_twilio.plan(**case.plan)
     settings = sending_settings(rt, fake_twilio, **case.changes)
-    if case.client_timeout:
-        monkeypatch.setattr(sdk_client(settings).http_client, "timeout", case.client_timeout)
+    if case.read_timeout:
+        monkeypatch.setattr(twilio, "TIMEOUT", (twilio.TIMEOUT[0], case.read_timeout))
     with installed(settings, rt) as worker:
         vote(client)
         drain(worker)

@@ -7,6 +7,8 @@ every request, and answers 201 with a fresh message SID, unless a test planned o
     fake.plan(500)                    # a server error: the message may or may not exist
     fake.plan(429, problem=True)      # the same refusal as an RFC 9457 problem document
     fake.plan("hang", seconds=5)      # no answer until the client gives up (a read timeout)
+    fake.plan("drop")                 # the message is made, the connection closed unanswered
+    fake.plan(201, raw="not JSON")    # exactly this body, for answers Twilio should never give
     fake.plan(201, before=callback)   # run something (a status callback, say) before answering
 
 Planned answers are used one per request, in order; after them every request succeeds.
@@ -28,6 +30,7 @@ import binascii
 import json
 import re
 import secrets
+import ssl
 import sys
 import threading
 from collections import deque
@@ -78,6 +81,7 @@ class SeenRequest:
     password: str | None
     form: dict[str, str]
     query: dict[str, str] = field(default_factory=dict)
+    peer: int = 0  # the client's port: which connection the request came on
 
     @property
     def to(self) -> str | None:
@@ -102,20 +106,26 @@ class SeenRequest:
 
 @dataclass(frozen=True)
 class Planned:
-    """One scripted answer. `status` "hang" waits `seconds` before answering at all."""
+    """One scripted answer. `status` "hang" waits `seconds` before answering at all; "drop"
+    closes the connection without an answer."""
 
-    status: int | Literal["hang"]
+    status: int | Literal["hang", "drop"]
     code: int | None = None
     message: str | None = None
     seconds: float = 5.0
     before: Callable[[], None] | None = None
     problem: bool = False  # answer in RFC 9457 form (type, title, status, code) instead
+    raw: str | None = None  # this body, as it is
+
+
+DROPPED = 0  # the status of an "answer" that closes the connection instead
 
 
 @dataclass
 class _Answer:
     status: int
     payload: dict[str, Any] = field(default_factory=dict)
+    raw: str | None = None  # sent instead of the payload's JSON
 
 
 @dataclass(frozen=True)
@@ -129,12 +139,19 @@ class _Logged:
 class FakeTwilio:
     """Twilio's Messages endpoint on a local port, scripted per call and thread-safe."""
 
-    def __init__(
-        self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, keep_alive: bool = False
+    def __init__(  # noqa: PLR0913 - each is a way Twilio's side of the wire can behave
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        keep_alive: bool = False,
+        idle_timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`keep_alive` serves many requests per connection, as Twilio does; tests leave it off
-        so that nothing lingers after them."""
+        so that nothing lingers after them. `idle_timeout` closes a kept-alive connection idle
+        that long; `tls` serves HTTPS with that server context."""
         self.account_sid = account_sid
+        self.idle_timeout = idle_timeout
         self.auth_token = auth_token
         self.errors: list[BaseException] = []  # raised inside the server: the fixture re-raises
         self._lock = threading.Lock()
@@ -145,6 +162,11 @@ class FakeTwilio:
         self.max_page_size = MAX_PAGE_SIZE  # lower it to make a test page through a short list
         self._stopping = threading.Event()
         self._server = _Server((HOST, 0), _KeepAliveHandler if keep_alive else _Handler, fake=self)
+        self._scheme = "https" if tls else "http"
+        if tls:  # the handshake happens in the handler's thread, on its first read
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -168,7 +190,7 @@ class FakeTwilio:
     @property
     def url(self) -> str:
         """What TWILIO_API_BASE_URL should be: the SDK appends /2010-04-01/Accounts/..."""
-        return f"http://{HOST}:{self._server.server_port}"
+        return f"{self._scheme}://{HOST}:{self._server.server_port}"
 
     def env(self) -> dict[str, str]:
         """The environment a `consulta` command needs to reach this fake as its Twilio account."""
@@ -190,10 +212,11 @@ class FakeTwilio:
         seconds: float = 5.0,
         before: Callable[[], None] | None = None,
         problem: bool = False,
+        raw: str | None = None,
     ) -> None:
         """Answer the next request this way (plans are used in the order they were made)."""
         with self._lock:
-            self._plans.append(Planned(status, code, message, seconds, before, problem))
+            self._plans.append(Planned(status, code, message, seconds, before, problem, raw))
 
     @property
     def requests(self) -> list[SeenRequest]:
@@ -257,6 +280,8 @@ class FakeTwilio:
         if planned.status == "hang":
             self._stopping.wait(planned.seconds)
             return None
+        if planned.status == "drop":
+            return _Answer(DROPPED)
         if planned.status in {HTTPStatus.OK, HTTPStatus.CREATED}:
             return None
         error = _error(planned.status, planned.code, planned.message)
@@ -297,6 +322,11 @@ class FakeTwilio:
             answer = self._created_answer(seen)  # Twilio made the message; only the answer is late
             self._stopping.wait(planned.seconds)
             return answer
+        if planned.status == "drop":
+            self._created_answer(seen)  # Twilio made the message; its answer never came
+            return _Answer(DROPPED)
+        if planned.raw is not None:
+            return _Answer(planned.status, raw=planned.raw)
         if planned.status != HTTPStatus.CREATED:
             error = _error(planned.status, planned.code, planned.message)
             return _as_problem(error, seen.path) if planned.problem else error
@@ -459,7 +489,8 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
-        if not isinstance(error, ConnectionError):  # a client that gave up is expected
+        # A client that gave up is expected, and so is one that refused our certificate.
+        if not isinstance(error, ConnectionError | ssl.SSLError):
             self.fake.errors.append(error or RuntimeError("unknown server error"))
 
 
@@ -479,7 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
         username, password = _basic_auth(self.headers.get("Authorization"))
         url = urlsplit(self.path)
         form, query = dict(parse_qsl(raw)), dict(parse_qsl(url.query))
-        seen = SeenRequest(self.command, url.path, username, password, form, query)
+        peer = self.client_address[1]
+        seen = SeenRequest(self.command, url.path, username, password, form, query, peer)
         try:
             answer = self.server.fake._answer(seen)
         except Exception as error:  # a test's `before` hook failed: tell the test, answer 500
@@ -488,7 +520,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(answer)
 
     def _send(self, answer: _Answer) -> None:
-        payload = json.dumps(answer.payload).encode()
+        if answer.status == DROPPED:
+            self.close_connection = True
+            return
+        raw = json.dumps(answer.payload) if answer.raw is None else answer.raw
+        payload = raw.encode()
         self.send_response(answer.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -505,6 +541,11 @@ class _KeepAliveHandler(_Handler):
     # The headers and the body go out in two writes: with Nagle's algorithm the body waits for
     # the client's delayed ACK of the headers, 40 ms, on a connection that stays open.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        if self.server.fake.idle_timeout is not None:  # else wait for the next request for ever
+            self.connection.settimeout(self.server.fake.idle_timeout)
 
 
 def _basic_auth(header: str | None) -> tuple[str | None, str | None]:

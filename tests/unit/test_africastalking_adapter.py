@@ -7,7 +7,6 @@ tested is what `requests` really does with each answer.
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +35,7 @@ from tests.support.fake_africastalking import (  # noqa: F401 - fake_africastalk
     sms_form,
     ussd_form,
 )
+from tests.support.ports import closed_port_url
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WANJIKU = "+254711234567"
@@ -269,14 +269,6 @@ def test_a_malformed_network_in_the_allow_list_is_an_error_not_a_silent_opening(
 
 
 # -- send -------------------------------------------------------------------------------------
-
-
-def closed_port_url() -> str:
-    """A local URL nothing listens on: connecting to it is refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

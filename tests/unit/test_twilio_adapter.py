@@ -1,28 +1,33 @@
 """The Twilio adapter on its own: parsing webhooks, ranking statuses, signatures, send outcomes.
 
-No network and no database: signatures come from the SDK's own RequestValidator, and sends go
-to a stand-in client that answers or raises exactly what the SDK would.
+No database: signatures come from the SDK's own RequestValidator, and sends go to a local
+stand-in for Twilio's API (`tests/support/fake_twilio.py`) over real connections. Only what this
+machine cannot reach is faked, at the socket: a name that does not resolve, a host that never
+answers.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.client import RemoteDisconnected
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
-import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
-from urllib3 import HTTPSConnectionPool
-from urllib3.connection import HTTPSConnection
-from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError
 from werkzeug.datastructures import MultiDict
 
-from gateway.providers import twilio
-from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome, SendResult
+from gateway.providers import keepalive, twilio
+from gateway.providers.base import BadRequestError, InboundMessage, SendOutcome
+from gateway.settings import Settings
+from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio_fixture is a fixture
+    ACCOUNT_SID,
+    TWILIO_FROM,
+    FakeTwilio,
+    fake_twilio_fixture,
+    settings_with_twilio,
+)
+from tests.support.ports import closed_port_url
 from tests.support.twilio_requests import inbound_form, message_sid, signature
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -328,163 +333,156 @@ def test_only_a_signature_over_exactly_what_twilio_sent_is_valid(case: Signed, v
 # -- send -------------------------------------------------------------------------------------
 
 
-class StubClient:
-    """Just enough of twilio.rest.Client: `messages.create` answers or raises as told."""
-
-    def __init__(self, outcome: BaseException | str) -> None:
-        self.outcome = outcome
-        self.calls: list[dict[str, Any]] = []
-        self.messages = SimpleNamespace(create=self._create)
-
-    def _create(self, **kwargs: Any) -> SimpleNamespace:
-        self.calls.append(kwargs)
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return SimpleNamespace(sid=self.outcome)
+@pytest.fixture
+def through_fake(fake_twilio: FakeTwilio) -> Iterator[Settings]:
+    """Settings that send through the fake, on connections opened afresh for this test."""
+    keepalive.close_connections()
+    yield settings_with_twilio(Settings(), fake_twilio)
+    keepalive.close_connections()
 
 
-def refused(status: int, code: int | None) -> TwilioRestException:
-    return TwilioRestException(status, "/Messages.json", "Unable to create record", code, "POST")
+@dataclass(frozen=True)
+class Answer:
+    label: str
+    outcome: SendOutcome
+    error_code: str | None
+    plan: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, object] = field(default_factory=dict)
+    network: str | None = None  # "unresolved" or "connect-timeout": what DNS or TCP does
 
 
-def problem(status: int, code: int) -> TwilioServiceException:
-    return TwilioServiceException(
-        f"https://www.twilio.com/docs/errors/{code}", "refused", status, code, method="POST"
-    )
+ANSWERS = [
+    Answer("an accepted create is sent with its SID", SendOutcome.SENT, None),
+    Answer("a 429 is safe to retry", SendOutcome.RETRY, "20429", {"status": 429}),
+    Answer("a 429 as an RFC 9457 problem is safe to retry", SendOutcome.RETRY, "20429",
+           {"status": 429, "problem": True}),
+    Answer("a 21610 means the recipient opted out", SendOutcome.OPTED_OUT, "21610",
+           {"status": 400, "code": 21610}),
+    Answer("a 21610 as an RFC 9457 problem means the recipient opted out", SendOutcome.OPTED_OUT,
+           "21610", {"status": 400, "code": 21610, "problem": True}),
+    Answer("a 400 with another code fails for good", SendOutcome.FAILED, "21211",
+           {"status": 400, "code": 21211}),
+    Answer("wrong credentials fail for good", SendOutcome.FAILED, "20003",
+           changes={"twilio_auth_token": "not-the-token"}),
+    Answer("a 500 may have created the message", SendOutcome.UNKNOWN, "20500", {"status": 500}),
+    Answer("a 502 without a Twilio code is known by its status", SendOutcome.UNKNOWN, "502",
+           {"status": 502}),
+    Answer("a proxy's HTML error page is known by its status", SendOutcome.UNKNOWN, "503",
+           {"status": 503, "raw": "<html><body>Service Unavailable</body></html>"}),
+    Answer("a 4xx that is not JSON fails for good", SendOutcome.FAILED, "400",
+           {"status": 400, "raw": "Bad Request"}),
+    Answer("a 2xx that is not JSON may have created a message", SendOutcome.UNKNOWN,
+           "unreadable", {"status": 201, "raw": "<Response/>"}),
+    Answer("a 2xx without a SID may have created a message", SendOutcome.UNKNOWN, "unreadable",
+           {"status": 201, "raw": '{"status": "queued"}'}),
+    Answer("a refused connection sent nothing", SendOutcome.RETRY, "conn",
+           changes={"twilio_api_base_url": closed_port_url()}),
+    Answer("a name that did not resolve sent nothing", SendOutcome.RETRY, "conn",
+           changes={"twilio_api_base_url": "https://api.twilio.test"}, network="unresolved"),
+    Answer("a connect timeout sent nothing", SendOutcome.RETRY, "ConnectTimeout",
+           changes={"twilio_api_base_url": "https://api.twilio.test"}, network="connect-timeout"),
+    Answer("a TLS handshake that failed sent nothing", SendOutcome.RETRY, "SSLError",
+           changes={"twilio_api_base_url": "tls-to-the-fake"}),
+    Answer("a connection that broke after the request may have created it",
+           SendOutcome.UNKNOWN, "conn", {"status": "drop"}),
+    Answer("a read timeout may have created the message", SendOutcome.UNKNOWN, "ReadTimeout",
+           {"status": "hang", "seconds": 5}),
+]  # fmt: skip
 
 
-API = HTTPSConnection("api.twilio.com", 443)  # never connects: only named in the errors
-
-
-def no_connection(reason: Exception) -> requests.exceptions.ConnectionError:
-    """What requests raises when urllib3 could not connect: the cause is inside MaxRetryError."""
-    pool = HTTPSConnectionPool("api.twilio.com", 443)
-    return requests.exceptions.ConnectionError(MaxRetryError(pool, "/Messages.json", reason))
-
-
-REFUSED = no_connection(
-    NewConnectionError(API, "Failed to establish a new connection: [Errno 111] Connection refused")
-)
-UNRESOLVED = no_connection(
-    NameResolutionError("api.twilio.com", API, socket.gaierror(-2, "Name or service not known"))
-)
-BROKEN = requests.exceptions.ConnectionError(
-    ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection"))
-)
-
-
-@pytest.mark.parametrize(
-    ("outcome", "result"),
-    [
-        pytest.param(
-            "SM" + "b" * 32,
-            SendResult(SendOutcome.SENT, provider_sid="SM" + "b" * 32),
-            id="an accepted create is sent with its SID",
-        ),
-        pytest.param(
-            refused(429, 20429),
-            SendResult(SendOutcome.RETRY, error_code="20429"),
-            id="a 429 is safe to retry",
-        ),
-        pytest.param(
-            problem(429, 20429),
-            SendResult(SendOutcome.RETRY, error_code="20429"),
-            id="a 429 as an RFC 9457 problem is safe to retry",
-        ),
-        pytest.param(
-            refused(400, 21610),
-            SendResult(SendOutcome.OPTED_OUT, error_code="21610"),
-            id="a 21610 means the recipient opted out",
-        ),
-        pytest.param(
-            problem(400, 21610),
-            SendResult(SendOutcome.OPTED_OUT, error_code="21610"),
-            id="a 21610 as an RFC 9457 problem means the recipient opted out",
-        ),
-        pytest.param(
-            refused(400, 21211),
-            SendResult(SendOutcome.FAILED, error_code="21211"),
-            id="a 400 with another code fails for good",
-        ),
-        pytest.param(
-            refused(401, 20003),
-            SendResult(SendOutcome.FAILED, error_code="20003"),
-            id="wrong credentials fail for good",
-        ),
-        pytest.param(
-            refused(500, 20500),
-            SendResult(SendOutcome.UNKNOWN, error_code="20500"),
-            id="a 500 may have created the message",
-        ),
-        pytest.param(
-            refused(502, None),
-            SendResult(SendOutcome.UNKNOWN, error_code="502"),
-            id="a 502 without a Twilio code is known by its status",
-        ),
-        pytest.param(
-            REFUSED,
-            SendResult(SendOutcome.RETRY, error_code="conn"),
-            id="a refused connection sent nothing",
-        ),
-        pytest.param(
-            UNRESOLVED,
-            SendResult(SendOutcome.RETRY, error_code="conn"),
-            id="a name that did not resolve sent nothing",
-        ),
-        pytest.param(
-            BROKEN,
-            SendResult(SendOutcome.UNKNOWN, error_code="conn"),
-            id="a connection that broke after the request may have created it",
-        ),
-        pytest.param(
-            requests.exceptions.ConnectTimeout(),
-            SendResult(SendOutcome.RETRY, error_code="ConnectTimeout"),
-            id="a connect timeout sent nothing",
-        ),
-        pytest.param(
-            requests.exceptions.ReadTimeout(),
-            SendResult(SendOutcome.UNKNOWN, error_code="ReadTimeout"),
-            id="a read timeout may have created the message",
-        ),
-    ],
-)
+@pytest.mark.parametrize("case", ANSWERS, ids=[case.label for case in ANSWERS])
 def test_twilios_answer_to_a_create_decides_whether_a_resend_is_safe(
-    outcome: BaseException | str, result: SendResult
+    fake_twilio: FakeTwilio,
+    through_fake: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    case: Answer,
 ) -> None:
-    client = StubClient(outcome)
-    assert twilio.send(client, ANA, "Hola", "+582125550000", None, None) == result
-    assert len(client.calls) == 1
+    monkeypatch.setattr(twilio, "TIMEOUT", (2.0, 0.3))  # a hanging Twilio, briefly
+    if case.plan:
+        fake_twilio.plan(**case.plan)
+    changes = dict(case.changes)
+    if changes.get("twilio_api_base_url") == "tls-to-the-fake":  # it speaks plain HTTP
+        changes["twilio_api_base_url"] = fake_twilio.url.replace("http://", "https://")
+    if case.network == "unresolved":
+        monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    if case.network == "connect-timeout":
+        monkeypatch.setattr(socket, "create_connection", never_answers)
+    result = twilio.send(through_fake.with_(**changes), ANA, "Hola")
+    assert (result.outcome, result.error_code) == (case.outcome, case.error_code)
+    sent = case.outcome is SendOutcome.SENT
+    assert result.provider_sid == (fake_twilio.created[0] if sent else None)
+    reached = case.changes.get("twilio_api_base_url") is None
+    assert len(fake_twilio.requests) == (1 if reached else 0)
+
+
+def no_such_name(*args: object, **kwargs: object) -> NoReturn:
+    """DNS, answering that the name does not exist."""
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def never_answers(*args: object, **kwargs: object) -> NoReturn:
+    """TCP to a host that never answers the SYN: the connect waits out its timeout."""
+    raise TimeoutError("timed out")
 
 
 @pytest.mark.parametrize(
-    ("from_", "service", "callback", "sent"),
+    ("changes", "sent"),
     [
         pytest.param(
-            "+582125550000",
-            None,
-            None,
-            {"from_": "+582125550000"},
-            id="from a number, without a callback",
+            {},
+            {"To": ANA, "Body": "Hola", "From": TWILIO_FROM},
+            id="from our number, without a callback when the public URL is unknown",
         ),
         pytest.param(
-            None,
-            "MG1",
-            "https://x.org/sms/twilio/status",
-            {"messaging_service_sid": "MG1", "status_callback": "https://x.org/sms/twilio/status"},
-            id="through a messaging service, with a callback",
+            {"twilio_messaging_service_sid": "MG1", "public_url": "https://x.org/"},
+            {"To": ANA, "Body": "Hola", "MessagingServiceSid": "MG1",
+             "StatusCallback": "https://x.org/sms/twilio/status"},
+            id="through a messaging service, with a callback to the public URL",
         ),
         pytest.param(
-            "+582125550000",
-            "MG1",
-            None,
-            {"messaging_service_sid": "MG1"},
+            {"twilio_messaging_service_sid": "MG1"},
+            {"To": ANA, "Body": "Hola", "MessagingServiceSid": "MG1"},
             id="the messaging service wins over a number",
         ),
     ],
-)
+)  # fmt: skip
 def test_a_create_names_one_sender_and_the_callback_only_when_there_is_one(
-    from_: str | None, service: str | None, callback: str | None, sent: dict[str, str]
+    fake_twilio: FakeTwilio, through_fake: Settings, changes: dict[str, str], sent: dict[str, str]
 ) -> None:
-    client = StubClient("SM" + "c" * 32)
-    twilio.send(client, ANA, "Hola", from_, service, callback)
-    assert client.calls == [{"to": ANA, "body": "Hola", **sent}]
+    twilio.send(through_fake.with_(**changes), ANA, "Hola")
+    [seen] = fake_twilio.requests
+    assert (seen.method, seen.username, seen.password) == (
+        "POST",
+        fake_twilio.account_sid,
+        fake_twilio.auth_token,
+    )
+    assert seen.form == sent
+
+
+@pytest.mark.parametrize(
+    ("changes", "url"),
+    [
+        pytest.param({}, "https://api.twilio.com", id="Twilio's API by default"),
+        pytest.param(
+            {"twilio_region": "ie1"}, "https://api.ie1.twilio.com", id="a processing region"
+        ),
+        pytest.param(
+            {"twilio_edge": "dublin", "twilio_region": "ie1"},
+            "https://api.dublin.ie1.twilio.com",
+            id="an edge location and a region",
+        ),
+        pytest.param(
+            {"twilio_edge": "sydney"},
+            "https://api.sydney.us1.twilio.com",
+            id="an edge alone is in the default region, as the SDK has it",
+        ),
+        pytest.param(
+            {"twilio_api_base_url": "http://127.0.0.1:9000/", "twilio_region": "ie1"},
+            "http://127.0.0.1:9000",
+            id="a base URL wins over the region",
+        ),
+    ],
+)
+def test_the_messages_url_follows_the_edge_and_region(changes: dict[str, str], url: str) -> None:
+    settings = Settings(twilio_account_sid=ACCOUNT_SID).with_(**changes)
+    assert twilio.messages_url(settings) == f"{url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"

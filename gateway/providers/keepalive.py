@@ -1,0 +1,221 @@
+"""A provider's API over one kept-alive HTTP connection per sending thread.
+
+Why not `requests`: a reply's POST through `requests` and urllib3 cost the replies worker 0.7 to
+0.8 ms of CPU, the largest single cost a vote had, while the same POST through the standard
+library's `http.client` on a kept-alive connection costs 0.1 to 0.2 ms (`python -m
+bench.send_cpu`). What this module keeps from urllib3 is what decides whether a reply can be
+sent twice:
+
+- A connection is checked before it is used again. A connection the provider closed while idle
+  reads as ready (end of file); it is closed and a new one opened, so a send is not lost to it.
+- Every failure is one of two kinds. `NotSent`: nothing reached the provider (no route, refused,
+  a name that did not resolve, a timeout while connecting, TLS or the proxy's tunnel refused),
+  so the caller may send again. `MaybeSent`: the request went out, or may have, and no whole
+  answer came back; the provider may have acted on it, so the caller must never resend blindly.
+- `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are honoured as `requests` honoured them, through
+  an `http://` proxy (a CONNECT tunnel for HTTPS). The proxy is chosen when a connection opens.
+- Certificates are checked against `SSL_CERT_FILE`, else `REQUESTS_CA_BUNDLE`, else certifi's
+  bundle, the one `requests` used.
+
+Connections belong to a thread (the replies worker's sending threads each keep theirs) and to a
+process: a forked child opens its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.client
+import os
+import select
+import socket
+import ssl
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import SplitResult, unquote, urlencode, urlsplit
+
+import certifi
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+class NotSent(Exception):  # noqa: N818 - what happened, not an error's category
+    """Nothing reached the provider: sending again is safe. `code` says why, briefly."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class MaybeSent(Exception):  # noqa: N818
+    """The request left, or may have, and no whole answer came back: never resend blindly."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+Connection = http.client.HTTPConnection  # or its HTTPS subclass
+
+
+def post_form(
+    url: str,
+    form: Mapping[str, str],
+    headers: Mapping[str, str],
+    timeout: tuple[float, float],
+) -> Answer:
+    """POST `form` to `url`; `timeout` is (to connect, to wait for each read of the answer)."""
+    connect_timeout, read_timeout = timeout
+    target = urlsplit(url)
+    connection = _connection(target)
+    if connection.sock is None:
+        _connect(connection, connect_timeout)
+    connection.sock.settimeout(read_timeout)
+    path, sent_headers = _path(target), dict(headers)
+    if isinstance(connection, _ViaProxy):  # plain HTTP through a proxy: the whole URL
+        path = f"{target.scheme}://{target.netloc}{path}"
+        sent_headers |= connection.credentials
+    try:
+        connection.request("POST", path, urlencode(form).encode(), sent_headers)
+        response = connection.getresponse()
+        body = response.read()
+    except TimeoutError as error:
+        connection.close()
+        raise MaybeSent("ReadTimeout") from error
+    except (OSError, http.client.HTTPException) as error:
+        connection.close()  # reset, closed mid-answer, or an answer that is not HTTP
+        raise MaybeSent("conn") from error
+    if response.will_close:
+        connection.close()
+    return Answer(response.status, body)
+
+
+def close_connections() -> None:
+    """Close this thread's connections; the next send opens new ones (and looks at the proxy
+    settings again)."""
+    for connection in _this_threads_connections().values():
+        connection.close()
+    _this_threads_connections().clear()
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An Authorization header's value for HTTP Basic authentication."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+# -- connections --------------------------------------------------------------------------------
+
+
+def _connection(target: SplitResult) -> Connection:
+    """This thread's connection to the target's origin: the open one if it is still good."""
+    connections = _this_threads_connections()
+    origin = (target.scheme, target.netloc)
+    connection = connections.get(origin)
+    if connection is None:
+        connection = connections[origin] = _new_connection(target)
+    elif connection.sock is not None and _closed_by_peer(connection.sock):
+        connection.close()  # the provider closed it while idle: connect again before sending
+    return connection
+
+
+def _this_threads_connections() -> dict[tuple[str, str], Connection]:
+    local = _local()
+    if getattr(local, "pid", None) != os.getpid():
+        # A forked child shares its parent's sockets: it must not write on them.
+        local.pid, local.connections = os.getpid(), {}
+    connections: dict[tuple[str, str], Connection] = local.connections
+    return connections
+
+
+@functools.cache
+def _local() -> threading.local:
+    return threading.local()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle connection that reads as ready has either been closed by the peer or holds bytes
+    nobody asked for; neither can carry a request. This is urllib3's `is_connection_dropped`."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _new_connection(target: SplitResult) -> Connection:
+    try:
+        port = target.port
+    except ValueError as error:
+        raise NotSent("InvalidURL") from error
+    host = target.hostname or ""
+    proxy = _proxy_for(target.scheme, host)
+    https = target.scheme == "https"
+    if proxy is None:
+        if https:
+            return http.client.HTTPSConnection(host, port, context=_tls())
+        return http.client.HTTPConnection(host, port)
+    proxy_host, proxy_port = proxy.hostname or "", proxy.port or 80
+    proxy_headers = _proxy_authorization(proxy)
+    if not https:
+        return _ViaProxy(proxy_host, proxy_port, proxy_headers)
+    connection = http.client.HTTPSConnection(proxy_host, proxy_port, context=_tls())
+    connection.set_tunnel(host, port or 443, headers=proxy_headers)
+    return connection
+
+
+def _proxy_for(scheme: str, host: str) -> SplitResult | None:
+    if urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get(scheme)
+    return urlsplit(proxy if "://" in proxy else "http://" + proxy) if proxy else None
+
+
+def _proxy_authorization(proxy: SplitResult) -> dict[str, str]:
+    if proxy.username is None:
+        return {}
+    credentials = basic_auth(unquote(proxy.username), unquote(proxy.password or ""))
+    return {"Proxy-Authorization": credentials}
+
+
+class _ViaProxy(http.client.HTTPConnection):
+    """Plain HTTP through a proxy: each request names the whole URL and carries the proxy's
+    credentials. (HTTPS goes through a CONNECT tunnel instead, and the proxy sees nothing.)"""
+
+    def __init__(self, host: str, port: int, credentials: dict[str, str]) -> None:
+        super().__init__(host, port)
+        self.credentials = credentials
+
+
+def _path(target: SplitResult) -> str:
+    return (target.path or "/") + (f"?{target.query}" if target.query else "")
+
+
+def _connect(connection: Connection, timeout: float) -> None:
+    """Open the connection (and its tunnel, and TLS); any failure here sent nothing."""
+    connection.timeout = timeout
+    try:
+        connection.connect()
+    except TimeoutError as error:
+        connection.close()
+        raise NotSent("ConnectTimeout") from error
+    except ssl.SSLError as error:
+        connection.close()
+        raise NotSent("SSLError") from error
+    except OSError as error:  # refused, unreachable, unresolved, the tunnel refused
+        connection.close()
+        raise NotSent("conn") from error
+
+
+def _tls() -> ssl.SSLContext:
+    """Certificates checked as `requests` checked them: against an override, or certifi's."""
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    return _tls_checking(bundle or certifi.where())
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_checking(bundle: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=bundle)  # reads the bundle: milliseconds

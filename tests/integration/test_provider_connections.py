@@ -1,0 +1,171 @@
+"""How a reply's send reaches the provider: kept-alive connections, TLS, and an egress proxy.
+
+Sends go through `gateway.providers.keepalive` to local stand-ins over real sockets: Twilio's API
+(`tests/support/fake_twilio.py`, over HTTPS with a certificate of the tests' own CA where TLS
+matters) and an HTTP proxy (`tests/support/proxy.py`). What the outcome table of each adapter
+does not show is here: a connection is used again while it is good, never once the provider
+closed it, never by another process; certificates are checked; and the proxy settings are
+honoured as `requests` honoured them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.providers import keepalive, twilio
+from gateway.providers.base import SendOutcome, SendResult
+from gateway.settings import Settings
+from tests.support.fake_twilio import FakeTwilio, settings_with_twilio
+from tests.support.ports import closed_port_url
+from tests.support.proxy import Proxy
+from tests.support.tls import Certificates, make_certificates
+
+ANA = "+584141234567"
+PROXY_USER, PROXY_PASSWORD = "gateway", "p@ss"
+PROXY_CREDENTIALS = "Basic Z2F0ZXdheTpwQHNz"  # base64 of gateway:p@ss
+
+
+@pytest.fixture(autouse=True)
+def fresh_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No proxy, no CA override, and no connection left open, before and after each test."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    keepalive.close_connections()
+    yield
+    keepalive.close_connections()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def send(fake: FakeTwilio) -> SendResult:
+    return twilio.send(settings_with_twilio(Settings(), fake), ANA, "Hola")
+
+
+def sent(result: SendResult, fake: FakeTwilio) -> bool:
+    return result.outcome is SendOutcome.SENT and result.provider_sid in fake.created
+
+
+# -- kept alive, and only while good ----------------------------------------------------------
+
+
+def test_a_thread_sends_on_one_connection_while_the_provider_keeps_it_open() -> None:
+    with FakeTwilio(keep_alive=True) as fake:
+        results = [send(fake) for _ in range(3)]
+    assert all(sent(result, fake) for result in results)
+    assert len({seen.peer for seen in fake.requests}) == 1
+
+
+def test_a_connection_the_provider_closed_while_idle_is_replaced_and_the_send_goes_once() -> None:
+    with FakeTwilio(keep_alive=True, idle_timeout=0.2) as fake:
+        first = send(fake)
+        time.sleep(0.6)  # the provider closes the idle connection meanwhile
+        second = send(fake)
+    assert sent(first, fake)
+    assert sent(second, fake)
+    assert len(fake.requests) == 2
+    assert fake.requests[0].peer != fake.requests[1].peer
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone() -> None:
+    with FakeTwilio(keep_alive=True) as fake:
+        assert sent(send(fake), fake)
+        child = os.fork()
+        if child == 0:  # the child: send, and say by the exit code whether it went
+            os._exit(0 if send(fake).outcome is SendOutcome.SENT else 1)
+        _, status = os.waitpid(child, 0)
+        assert sent(send(fake), fake)
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent, by_child, parent_again = (seen.peer for seen in fake.requests)
+    assert parent == parent_again != by_child
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trust:
+    variable: str | None  # the environment variable naming the test CA, if any
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Trust("SSL_CERT_FILE"), id="a CA named by SSL_CERT_FILE is trusted"),
+        pytest.param(Trust("REQUESTS_CA_BUNDLE"), id="a CA named by REQUESTS_CA_BUNDLE is trusted"),
+        pytest.param(Trust(None), id="a CA certifi does not know is refused before anything goes"),
+    ],
+)
+def test_the_providers_certificate_is_checked_against_the_trusted_authorities(
+    certificates: Certificates, monkeypatch: pytest.MonkeyPatch, case: Trust
+) -> None:
+    if case.variable:
+        monkeypatch.setenv(case.variable, str(certificates.ca_file))
+    with FakeTwilio(keep_alive=True, tls=certificates.server_context()) as fake:
+        result = send(fake)
+    if case.variable:
+        assert sent(result, fake)
+    else:
+        assert (result.outcome, result.error_code) == (SendOutcome.RETRY, "SSLError")
+        assert fake.requests == []
+
+
+# -- an egress proxy --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    tls: bool  # the provider's API over HTTPS (a CONNECT tunnel) or plain HTTP
+    proxy: str  # "proxy", "refusing proxy" or "no proxy listening"
+    bypass: bool = False  # NO_PROXY names the provider's host
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome", "asked"),
+    [
+        pytest.param(Route(tls=True, proxy="proxy"), SendOutcome.SENT, "CONNECT",
+                     id="HTTPS goes through the proxy's tunnel, with the proxy's credentials"),
+        pytest.param(Route(tls=False, proxy="proxy"), SendOutcome.SENT, "POST",
+                     id="plain HTTP goes to the proxy naming the whole URL"),
+        pytest.param(Route(tls=True, proxy="proxy", bypass=True), SendOutcome.SENT, None,
+                     id="a host NO_PROXY names is reached directly"),
+        pytest.param(Route(tls=True, proxy="refusing proxy"), SendOutcome.RETRY, "CONNECT",
+                     id="a tunnel the proxy refused sent nothing"),
+        pytest.param(Route(tls=True, proxy="no proxy listening"), SendOutcome.RETRY, None,
+                     id="a proxy that is down sent nothing"),
+    ],
+)  # fmt: skip
+def test_the_proxy_settings_are_honoured_as_requests_honoured_them(
+    certificates: Certificates,
+    monkeypatch: pytest.MonkeyPatch,
+    case: Route,
+    outcome: SendOutcome,
+    asked: str | None,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca_file))
+    tls = certificates.server_context() if case.tls else None
+    with FakeTwilio(keep_alive=True, tls=tls) as fake, Proxy(case.proxy != "proxy") as proxy:
+        address = proxy.url if case.proxy != "no proxy listening" else closed_port_url()
+        with_credentials = address.replace("://", f"://{PROXY_USER}:p%40ss@")
+        monkeypatch.setenv("HTTPS_PROXY" if case.tls else "HTTP_PROXY", with_credentials)
+        if case.bypass:
+            monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        result = send(fake)
+    assert result.outcome is outcome
+    assert len(fake.requests) == (1 if outcome is SendOutcome.SENT else 0)
+    if asked is None:
+        assert proxy.seen == []
+        return
+    [seen] = proxy.seen
+    origin = fake.url.split("://")[1]
+    target = origin if asked == "CONNECT" else fake.url + Path(fake.requests[0].path).as_posix()
+    assert (seen.method, seen.target, seen.authorization) == (asked, target, PROXY_CREDENTIALS)
