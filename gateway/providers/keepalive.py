@@ -208,6 +208,9 @@ def _connect(connection: Connection, timeout: float) -> None:
     except OSError as error:  # refused, unreachable, unresolved, the tunnel refused
         connection.close()
         raise NotSent("conn") from error
+    # http.client writes the headers and the body apart; with Nagle's algorithm the body would
+    # wait a round trip for the headers' ACK, as urllib3 also avoids.
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _tls() -> ssl.SSLContext:
