@@ -1,15 +1,18 @@
 """The reply job: each recorded reply is sent once through its provider, or kept for a person.
 
-A reply row exists before any send. The job claims it (queued -> sending) in its own commit, so
-two jobs never send the same row. It sends them a few at a time, concurrently (each send waits
-on the provider, not on the CPU), and records each group's answers in one commit as soon as they
-come; a delivery report that beat that commit is waiting in Redis and is applied then
-(`gateway.delivery_reports`). A refusal that
-is sure (429, connection refused) goes back to queued with a backoff; a create that may have gone
-through (5xx, timeout) is marked unknown and never resent blindly; an opt-out (Twilio's 21610,
-Africa's Talking's UserInBlacklist) is final. Each reply leaves through the provider its message
-came in by (`gateway.providers.registry`). Replies abroad, or past the hourly cap per number, are
-never sent: they end as `blocked` or `capped` (`workers.reply_limits`).
+A reply row exists before any send. The job claims it (queued -> sending) in a commit, so two
+jobs never send the same row; it claims a slice at a time, about as many as it sends in
+RECORD_EVERY, so that a worker killed mid-job strands few. It sends them a few at a time,
+concurrently (each send waits on the provider, not on the CPU), and records the answers in a
+commit every RECORD_EVERY, with the next slice's claim when one is due; a delivery report that
+beat that commit is waiting in Redis and is applied then (`gateway.delivery_reports`).
+
+A refusal that is sure (429, connection refused) goes back to queued with a backoff; a create
+that may have gone through (5xx, timeout) is marked unknown and never resent blindly; an opt-out
+(Twilio's 21610, Africa's Talking's UserInBlacklist) is final. Each reply leaves through the
+provider its message came in by (`gateway.providers.registry`). Replies abroad, or past the
+hourly cap per number, are never sent: they end as `blocked` or `capped`
+(`workers.reply_limits`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import cast
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
 
 from gateway import delivery_reports
 from gateway.db import transaction
@@ -36,7 +40,7 @@ from messages.send import send_via
 from workers import reply_limits, runtime
 
 log = logging.getLogger(__name__)
-# Replies per job: one claim commit, then the answers' commits. A job costs RQ's own bookkeeping
+# Replies per job: the claims' and the answers' commits. A job costs RQ's own bookkeeping
 # whatever its size, so the bigger the cheaper; but its last answers must be recorded well before
 # the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before RQ's 180 s
 # job timeout: 13 groups, each bounded by the 10 s send timeout, take 130 s at worst.
@@ -50,6 +54,7 @@ SEND_AT_ONCE = 8  # replies of a job sent concurrently
 RECORD_EVERY = 0.5  # seconds
 RETRY_DELAYS = (2, 10, 30, 60, 120)  # seconds, for replies the provider refused for now
 OUTBOUND = cast(Table, OutboundRow.__table__)
+Claimed = tuple[int, str, str, str]  # (outbound ID, provider, recipient, body)
 
 
 def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int = 0) -> None:
@@ -69,16 +74,26 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
     rt = runtime.current()
     results: dict[int, SendResult] = {}
     unrecorded: dict[int, SendResult] = {}
-    claimed = _claim(rt, outbound_ids)
-    recorded_at = time.monotonic()
-    for start in range(0, len(claimed), SEND_AT_ONCE):
-        sent = _send_together(rt, claimed[start : start + SEND_AT_ONCE])
+    unclaimed, claimed = list(outbound_ids), list[Claimed]()
+    slice_size, recorded_at = SEND_AT_ONCE, time.monotonic()
+    while unclaimed or claimed:
+        if not claimed:
+            next_slice, unclaimed = unclaimed[:slice_size], unclaimed[slice_size:]
+            claimed = _record_and_claim(rt, unrecorded, next_slice)
+            unrecorded, recorded_at = {}, time.monotonic()
+            continue
+        group, claimed = claimed[:SEND_AT_ONCE], claimed[SEND_AT_ONCE:]
+        started = time.monotonic()
+        sent = _send_together(rt, group)
+        slice_size = _slice_for(time.monotonic() - started, record_every)
         results.update(sent)
         unrecorded.update(sent)
-        last = start + SEND_AT_ONCE >= len(claimed)
-        if last or time.monotonic() - recorded_at >= record_every:
-            _record(rt, unrecorded)
+        # With the slice sent, the next claim (or the end) records them in its commit.
+        if claimed and time.monotonic() - recorded_at >= record_every:
+            _record_and_claim(rt, unrecorded, [])
             unrecorded, recorded_at = {}, time.monotonic()
+    if unrecorded:
+        _record_and_claim(rt, unrecorded, [])
     _retry_later(rt, results)
     return {
         outcome.value: sum(r.outcome is outcome for r in results.values())
@@ -86,37 +101,68 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
     }
 
 
-def _claim(rt: runtime.Runtime, outbound_ids: list[int]) -> list[tuple[int, str, str, str]]:
+def _slice_for(group_seconds: float, record_every: float) -> int:
+    """How many replies to claim next: as many as are sent in `record_every` at the pace of the
+    last group, in whole groups. A worker killed mid-job leaves its claimed replies `sending`,
+    never to be sent (the sweep marks them `unknown`); the ones it had not claimed are still
+    `queued`, and its job's retry or the sweep sends them. So a claim covers a short time."""
+    groups = record_every / group_seconds if group_seconds > 0 else JOB_BATCH
+    return SEND_AT_ONCE * max(1, min(JOB_BATCH, int(groups)))
+
+
+def _record_and_claim(
+    rt: runtime.Runtime, answers: dict[int, SendResult], outbound_ids: list[int]
+) -> list[Claimed]:
+    """Record these answers and claim these replies, in one commit; then apply any delivery
+    report that came before the answers were recorded.
+
+    If Redis fails while the claim counts the hourly cap, the answers are still committed and
+    nothing is claimed; the error then fails the job, and its retry claims the rest.
+    """
+    claimed: list[Claimed] = []
+    failure: RedisError | None = None
+    with transaction(rt.sessions) as session:
+        if answers:
+            _write_answers(session, answers)
+        if outbound_ids:
+            try:
+                claimed = _claim(rt, session, outbound_ids)
+            except RedisError as error:  # raised before the claim changed a row
+                failure = error
+    if answers:
+        _apply_early_reports(rt, answers)
+    if failure is not None:
+        raise failure
+    return claimed
+
+
+def _claim(rt: runtime.Runtime, session: Session, outbound_ids: list[int]) -> list[Claimed]:
     """(id, provider, recipient, body) of each reply this job now owns (queued -> sending).
 
     The rest of the rows it found are settled here for good: `blocked` (a country replies may
     not go to) or `capped` (too many replies to that number this hour). The cap is counted in
-    Redis inside this transaction, so if Redis fails nothing is claimed and the job is retried.
+    Redis before any row changes, so if Redis fails nothing is claimed.
     """
-    with transaction(rt.sessions) as session:
-        # Core on the session's connection: these are rows, not objects the session tracks.
-        connection, c = session.connection(), OUTBOUND.c
-        rows = connection.execute(
-            select(c.id, c.provider, c.recipient_sealed, c.body_sealed)
-            .where(among(session, c.id, outbound_ids), c.status == "queued")
-            .with_for_update(skip_locked=True)
-        ).all()
-        verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
-        for status in set(verdicts.values()):
-            settled = [row_id for row_id, verdict in verdicts.items() if verdict == status]
-            connection.execute(
-                update(OUTBOUND)
-                .where(among(session, c.id, settled))
-                .values(status=status, updated_at=utcnow(), **_attempt(status))
-            )
+    # Core on the session's connection: these are rows, not objects the session tracks.
+    connection, c = session.connection(), OUTBOUND.c
+    rows = connection.execute(
+        select(c.id, c.provider, c.recipient_sealed, c.body_sealed)
+        .where(among(session, c.id, outbound_ids), c.status == "queued")
+        .with_for_update(skip_locked=True)
+    ).all()
+    verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
+    for status in set(verdicts.values()):
+        settled = [row_id for row_id, verdict in verdicts.items() if verdict == status]
+        connection.execute(
+            update(OUTBOUND)
+            .where(among(session, c.id, settled))
+            .values(status=status, updated_at=utcnow(), **_attempt(status))
+        )
     return [
         (row_id, provider, recipient, body)
         for row_id, provider, recipient, body in rows
         if verdicts[row_id] == reply_limits.SEND
     ]
-
-
-Claimed = tuple[int, str, str, str]  # (outbound ID, provider, recipient, body)
 
 
 def _send_together(rt: runtime.Runtime, group: list[Claimed]) -> dict[int, SendResult]:
@@ -139,18 +185,20 @@ def _attempt(status: str) -> dict[str, object]:
     return {"attempts": OUTBOUND.c.attempts + 1} if status == reply_limits.SEND else {}
 
 
-def _record(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
-    """Each answer, in one commit; then any delivery report that came before it."""
+def _write_answers(session: Session, results: dict[int, SendResult]) -> None:
+    """Each answer onto its row, unless the row moved on (a delivery report came first)."""
     rows = [
         {"id": row_id, "status": "queued" if r.outcome is SendOutcome.RETRY else _status(r),
          "provider_sid": r.provider_sid, "error_code": r.error_code}
         for row_id, r in results.items()
     ]  # fmt: skip
-    with transaction(rt.sessions) as session:
-        # A row that moved on meanwhile (a delivery report came first) is left alone.
-        sending = {"status": "sending"}
-        update_rows(session, OutboundRow, rows, same={"updated_at": utcnow()}, only_if=sending)
-    # Only after the commit: a report parked from now on finds the row (delivery_reports.py).
+    sending = {"status": "sending"}
+    update_rows(session, OutboundRow, rows, same={"updated_at": utcnow()}, only_if=sending)
+
+
+def _apply_early_reports(rt: runtime.Runtime, results: dict[int, SendResult]) -> None:
+    """Delivery reports parked before these answers were committed (delivery_reports.py); only
+    after the commit, since a report parked from then on finds its row."""
     sids = [r.provider_sid for r in results.values() if r.provider_sid]
     try:
         parked = delivery_reports.take(rt.redis, sids)

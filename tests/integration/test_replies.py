@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from redis.exceptions import RedisError
 from sqlalchemy import event, select, update
 
 from gateway.models import OutboundRow, utcnow
@@ -25,6 +28,7 @@ from gateway.providers.base import SendOutcome
 from gateway.queues import REPLIES_QUEUE
 from gateway.settings import Settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.support.chaos import TcpProxy
 from tests.support.factories import seed
 from tests.support.fake_twilio import (  # noqa: F401 - fake_twilio_fixture is a fixture
     ACCOUNT_SID,
@@ -253,42 +257,71 @@ def queue_replies(rt: Runtime, count: int) -> list[int]:
 @dataclass(frozen=True)
 class Recording:
     record_every: float
-    seen_sent_when_the_last_group_went: int
     commits: int
+    seen_sent_when_the_last_group_went: int
 
 
 @pytest.mark.parametrize(
     "case",
     [
         pytest.param(
-            Recording(record_every=3600, seen_sent_when_the_last_group_went=0, commits=2),
-            id="answers that come within the interval are recorded in one commit",
+            Recording(record_every=3600, commits=3, seen_sent_when_the_last_group_went=8),
+            id="fast answers: the first group times the sends, then the rest go in one claim",
         ),
         pytest.param(
-            Recording(record_every=0, seen_sent_when_the_last_group_went=16, commits=4),
-            id="answers that come slower than the interval are recorded while later sends wait",
+            Recording(record_every=0, commits=4, seen_sent_when_the_last_group_went=16),
+            id="slow answers: each group claimed and the last recorded while later sends wait",
         ),
     ],
 )
-def test_when_the_answers_of_a_reply_job_are_recorded(
+def test_a_reply_job_claims_a_slice_at_a_time_and_records_the_answers_as_they_come(
     rt: Runtime, fake_twilio: FakeTwilio, case: Recording
 ) -> None:
+    """A worker killed mid-job strands only what it claimed: the rest is still `queued`."""
     ids = queue_replies(rt, 20)  # sent in groups of 8, 8 and 4
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []  # (sent, queued) as the first and the last group went
 
     def look() -> None:
         with rt.sessions() as session:
-            sent = select(OutboundRow.id).where(OutboundRow.status == "sent")
-            seen.append(len(session.scalars(sent).all()))
+            statuses = list(session.scalars(select(OutboundRow.status)))
+        seen.append((statuses.count("sent"), statuses.count("queued")))
 
     for n in range(20):
-        fake_twilio.plan(201, before=look if n == 16 else None)  # the last group's first
+        fake_twilio.plan(201, before=look if n in (0, 16) else None)  # a group's first
     with installed(sending_settings(rt, fake_twilio), rt) as worker:
         commits = commits_of(worker)
         send_replies(ids, record_every=case.record_every)
-    assert seen == [case.seen_sent_when_the_last_group_went]
-    assert len(commits) == case.commits  # the claim, then the answers'
+    first, last = seen
+    assert first == (0, 12)  # the first group claimed alone
+    assert last == (case.seen_sent_when_the_last_group_went, 0)
+    assert len(commits) == case.commits  # claims and answers, together when both are due
     assert [r.status for r in replies(rt)] == ["sent"] * 20
+
+
+def test_redis_lost_between_two_claims_keeps_the_answers_and_leaves_the_rest_queued(
+    rt: Runtime, fake_twilio: FakeTwilio
+) -> None:
+    """The next claim cannot count the hourly cap: the job fails, having recorded what it sent,
+    and its retry sends the rest."""
+    ids = queue_replies(rt, 20)
+    redis_url = rt.settings.redis_url or ""
+    port = urlsplit(redis_url).port
+    relay = TcpProxy("127.0.0.1", port or 6379)
+    try:
+        fake_twilio.plan(201, before=relay.cut)  # Redis goes while the first group is sent
+        settings = sending_settings(
+            rt, fake_twilio, redis_url=redis_url.replace(f":{port}/", f":{relay.port}/")
+        )
+        with installed(settings, rt), pytest.raises(RedisError):
+            send_replies(ids, record_every=3600)
+        assert Counter(r.status for r in replies(rt)) == {"sent": 8, "queued": 12}
+        relay.restore()
+        with installed(settings, rt):
+            send_replies(ids)  # as the job's retry runs it
+    finally:
+        relay.close()
+    assert [r.status for r in replies(rt)] == ["sent"] * 20
+    assert len(fake_twilio.requests) == 20
 
 
 # -- what Twilio's answer decides -----------------------------------------------------------
