@@ -24,7 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from gateway.queues import INTAKE_QUEUE
+from gateway.queues import INTAKE_QUEUE, REPLIES_QUEUE
 from gateway.settings import Settings
 from tests.support.processes import environment, free_port, wait_until
 
@@ -369,14 +369,27 @@ class Gateway:
 
     def kill_work_horse(self, redis: Redis, seconds: float = 10) -> str:
         """SIGKILL the intake worker while it runs a job (a SimpleWorker runs jobs in-process)."""
-        registry = Queue(INTAKE_QUEUE, connection=redis).started_job_registry.key
-        try:
-            before = set(redis.zrange(registry, 0, -1))
-            landed = wait_until(
-                lambda: bool(set(redis.zrange(registry, 0, -1)) - before), seconds, every=0.002
-            )
-        except RedisError:
-            landed = False
+        landed = _job_starts(redis, INTAKE_QUEUE, seconds)
         self.intake.kill()
         self.intake.start()
         return "work horse" if landed else "work horse (no job running: killed idle)"
+
+    def kill_replies_worker(self, redis: Redis, into_the_job: float, seconds: float = 10) -> str:
+        """SIGKILL the replies worker `into_the_job` seconds after one of its jobs starts."""
+        landed = _job_starts(redis, REPLIES_QUEUE, seconds)
+        time.sleep(into_the_job)
+        self.replies.kill()
+        self.replies.start()
+        return "replies worker" if landed else "replies worker (no job running: killed idle)"
+
+
+def _job_starts(redis: Redis, queue: str, seconds: float) -> bool:
+    """Whether a job of this queue started within `seconds`."""
+    registry = Queue(queue, connection=redis).started_job_registry.key
+    try:
+        before = set(redis.zrange(registry, 0, -1))
+        return wait_until(
+            lambda: bool(set(redis.zrange(registry, 0, -1)) - before), seconds, every=0.002
+        )
+    except RedisError:
+        return False

@@ -146,11 +146,14 @@ class FakeTwilio:
         keep_alive: bool = False,
         idle_timeout: float | None = None,
         tls: ssl.SSLContext | None = None,
+        latency: float = 0.0,
     ) -> None:
         """`keep_alive` serves many requests per connection, as Twilio does; tests leave it off
         so that nothing lingers after them. `idle_timeout` closes a kept-alive connection idle
-        that long; `tls` serves HTTPS with that server context."""
+        that long; `tls` serves HTTPS with that server context; `latency` is how long each
+        create takes to answer, as over a real network."""
         self.account_sid = account_sid
+        self.latency = latency
         self.idle_timeout = idle_timeout
         self.auth_token = auth_token
         self.errors: list[BaseException] = []  # raised inside the server: the fixture re-raises
@@ -314,6 +317,8 @@ class FakeTwilio:
         )
 
     def _planned_answer(self, seen: SeenRequest) -> _Answer:
+        if self.latency:
+            self._stopping.wait(self.latency)
         with self._lock:
             planned = self._plans.popleft() if self._plans else Planned(201)
         if planned.before:
