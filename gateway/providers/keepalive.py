@@ -91,6 +91,9 @@ def post_form(
     except (OSError, http.client.HTTPException) as error:
         connection.close()  # reset, closed mid-answer, or an answer that is not HTTP
         raise MaybeSent("conn") from error
+    except Exception:  # a header we could not encode, say: a connection in a state unknown
+        connection.close()
+        raise
     if response.will_close:
         connection.close()
     return Answer(response.status, body)
