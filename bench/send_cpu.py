@@ -2,6 +2,7 @@
 Twilio's REST API that runs in a process of its own.
 
     REDIS_URL=redis://127.0.0.1:6379/14 python -m bench.send_cpu [--replies 2000] [--rounds 2]
+        [--latency 0.15 --at-once 8,32]
 
 `bench.pipeline` keeps replies in the outbox (it has no provider), so its replies figure leaves
 out the one HTTP request a real reply costs. This measures both ways on the same rows. Each round
@@ -13,8 +14,11 @@ reply ended `outbox` or `sent`. The stand-in is `tests/support/fake_twilio.py`, 
 local server, keeping connections alive as Twilio does and answering at once. Its CPU is not
 counted: Twilio's is not ours. A real Twilio answers in 100 ms or more, which changes the wall
 time (the sends wait on the network; see docs/capacity.md), not the CPU; and it speaks TLS, which
-costs the client a little more per request than this plain HTTP. The Redis database named by
-REDIS_URL is flushed before and after: give it one of its own.
+costs the client a little more per request than this plain HTTP. `--latency` makes the stand-in
+answer each create that many seconds late, and `--at-once` lists the REPLY_SENDS_AT_ONCE values
+to run the sends with: together they show how many replies one worker sends a second against a
+provider that far away. The Redis database named by REDIS_URL is flushed before and after: give
+it one of its own.
 """
 
 from __future__ import annotations
@@ -41,11 +45,11 @@ if TYPE_CHECKING:  # the gateway is imported once the environment is set (see ma
 SERVE = "--serve-twilio"  # how this module runs itself as the stand-in's process
 
 
-def serve_twilio(auth_token: str) -> None:
+def serve_twilio(auth_token: str, latency: float) -> None:
     """The stand-in's process: say where it listens, then serve until stdin closes."""
     from tests.support.fake_twilio import FakeTwilio
 
-    with FakeTwilio(auth_token=auth_token, keep_alive=True) as fake:
+    with FakeTwilio(auth_token=auth_token, keep_alive=True, latency=latency) as fake:
         print(fake.url, flush=True)
         sys.stdin.read()
 
@@ -55,9 +59,9 @@ STAND_IN_FROM = "+582125550000"
 
 
 @contextlib.contextmanager
-def twilio_stand_in(auth_token: str) -> Iterator[tuple[str, int]]:
+def twilio_stand_in(auth_token: str, latency: float = 0.0) -> Iterator[tuple[str, int]]:
     """(its base URL, its PID): a process of its own, so that its CPU is not ours."""
-    argv = [sys.executable, "-m", "bench.send_cpu", SERVE, auth_token]
+    argv = [sys.executable, "-m", "bench.send_cpu", SERVE, auth_token, str(latency)]
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
     try:
         assert process.stdout is not None  # noqa: S101 - opened with a pipe
@@ -68,7 +72,7 @@ def twilio_stand_in(auth_token: str) -> Iterator[tuple[str, int]]:
         process.wait(timeout=10)
 
 
-def one_round(count: int, twilio_url: str | None) -> tuple[float, float]:
+def one_round(count: int, twilio_url: str | None, at_once: int = 8) -> tuple[float, float]:
     """(CPU ms per reply, replies per second of wall time) over `count` replies."""
     from gateway.migrate import upgrade
     from gateway.models import OutboundRow, utcnow
@@ -82,7 +86,7 @@ def one_round(count: int, twilio_url: str | None) -> tuple[float, float]:
         ussd.scratch_database("postgresql", Path(folder)) as url,
     ):
         upgrade(url)
-        settings = Settings.from_env().with_(database_url=url)
+        settings = Settings.from_env().with_(database_url=url, reply_sends_at_once=at_once)
         if twilio_url:
             settings = settings.with_(
                 twilio_account_sid=STAND_IN_ACCOUNT, twilio_from=STAND_IN_FROM,
@@ -127,11 +131,13 @@ def _check(rt: Runtime, count: int, expected: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [SERVE]:
-        serve_twilio(argv[1])
+        serve_twilio(argv[1], float(argv[2]))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.send_cpu", description=__doc__)
     parser.add_argument("--replies", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds a create takes")
+    parser.add_argument("--at-once", default="8", help="REPLY_SENDS_AT_ONCE values, e.g. 8,32")
     options = parser.parse_args(argv)
     redis_url = stack.flushable_redis_url()
     token = secrets.token_hex(16)
@@ -140,13 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         CONSULTA_SECRET=os.environ.get("CONSULTA_SECRET") or secrets.token_urlsafe(48),
     )  # fmt: skip
     Redis.from_url(redis_url).flushdb()
+    at_once = [int(value) for value in options.at_once.split(",")]
     print(f"replies     {options.replies} per round and way, {options.rounds} rounds")
-    with twilio_stand_in(token) as (url, _):
+    print(f"stand-in    answers each create {options.latency * 1000:.0f} ms late")
+    with twilio_stand_in(token, options.latency) as (url, _):
         for round_ in range(1, options.rounds + 1):
-            for way, target in (("outbox", None), ("twilio stand-in", url)):
-                cpu_ms, per_second = one_round(options.replies, target)
+            ways: list[tuple[str, str | None, int]] = [("outbox", None, at_once[0])]
+            ways += [(f"stand-in, {n:2d} at once", url, n) for n in at_once]
+            for way, target, n in ways:
+                cpu_ms, per_second = one_round(options.replies, target, n)
                 print(
-                    f"round {round_}     {way:15s} {cpu_ms:.3f} ms CPU per reply, "
+                    f"round {round_}     {way:21s} {cpu_ms:.3f} ms CPU per reply, "
                     f"{per_second:,.0f} replies/s (one worker, wall time)"
                 )
     return 0

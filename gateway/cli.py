@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 
 # Each command's module, imported only when that command runs or help lists them all: so that
 # `consulta results` does not pay for the web app's, the audit's and Twilio's imports (about
@@ -36,6 +36,13 @@ class LazyGroup(click.Group):
         module = importlib.import_module(COMMAND_MODULES[cmd_name])
         by_name: dict[str | None, click.Command] = {c.name: c for c in module.COMMANDS}
         return by_name[cmd_name]
+
+    def invoke(self, ctx: click.Context) -> object:
+        """A setting that cannot be used is named in one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=LazyGroup)

@@ -11,9 +11,29 @@ DEFAULT_SQLITE = "sqlite:///var/consulta.db"
 ACK_AFTER = ("database", "redis")
 
 
+class SettingsError(ValueError):
+    """A setting the environment gives that cannot be used; the text names it and says why."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or ""
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _within(value: int, name: str, lowest: int, highest: int) -> int:
+    if not lowest <= value <= highest:
+        raise SettingsError(f"{name} must be from {lowest} to {highest}, not {value}")
+    return value
+
+
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
 
 
@@ -75,6 +95,10 @@ class Settings:
     # Replies sent to one number in any hour; more are recorded as `capped` and not sent (0: no
     # cap). A voter's busiest hour (AYUDA, OPCIONES in 3 parts, VOTO, ESTADO, RECIBO) is 7.
     reply_cap_per_hour: int = 8
+    # Replies a replies worker sends at once: each waits on the provider's answer, not the CPU,
+    # so a worker sends about this many ÷ the provider's latency a second (docs/capacity.md).
+    # At least 8: a job of 100 must end within RQ's 180 s job timeout (workers/replies.py).
+    reply_sends_at_once: int = 8
     # ISO regions replies may go to; others are recorded as `blocked`. Empty: DEFAULT_REGION
     # only. "*": anywhere.
     allowed_countries: tuple[str, ...] = ()
@@ -95,11 +119,11 @@ class Settings:
             "twilio_region": env.get("TWILIO_REGION") or None,
             "public_url": env.get("PUBLIC_URL") or None,
             "default_region": env.get("DEFAULT_REGION") or "VE",
-            "port": int(env.get("PORT") or 8000),
-            "batch_size": int(env.get("BATCH_SIZE") or 200),
+            "port": _int(env, "PORT", 8000),
+            "batch_size": _int(env, "BATCH_SIZE", 200),
             "ack_after": _choice(env.get("ACK_AFTER") or "database", "ACK_AFTER", ACK_AFTER),
-            "batch_linger_ms": int(env.get("BATCH_LINGER_MS") or 150),
-            "sweep_after_seconds": int(env.get("SWEEP_AFTER_SECONDS") or 30),
+            "batch_linger_ms": _int(env, "BATCH_LINGER_MS", 150),
+            "sweep_after_seconds": _int(env, "SWEEP_AFTER_SECONDS", 30),
             "allow_ucs2": (env.get("ALLOW_UCS2") or "").lower() in {"1", "true", "yes"},
             "ussd_code": env.get("USSD_CODE") or None,
             "africastalking_secret": env.get("AFRICASTALKING_SECRET") or None,
@@ -113,14 +137,17 @@ class Settings:
             "africastalking_api_key": env.get("AFRICASTALKING_API_KEY") or None,
             "africastalking_from": env.get("AFRICASTALKING_FROM") or None,
             "africastalking_api_base_url": env.get("AFRICASTALKING_API_BASE_URL") or None,
-            "ussd_session_seconds": int(env.get("USSD_SESSION_SECONDS") or 180),
-            "ussd_resume_seconds": int(env.get("USSD_RESUME_SECONDS") or 300),
-            "flood_per_sender_per_minute": int(env.get("FLOOD_PER_SENDER_PER_MINUTE") or 10),
-            "flood_per_sender_per_hour": int(env.get("FLOOD_PER_SENDER_PER_HOUR") or 60),
-            "flood_ussd_hops_per_minute": int(env.get("FLOOD_USSD_HOPS_PER_MINUTE") or 30),
-            "flood_ussd_hops_per_hour": int(env.get("FLOOD_USSD_HOPS_PER_HOUR") or 300),
-            "flood_overall_per_second": int(env.get("FLOOD_OVERALL_PER_SECOND") or 3000),
-            "reply_cap_per_hour": int(env.get("REPLY_CAP_PER_HOUR") or 8),
+            "ussd_session_seconds": _int(env, "USSD_SESSION_SECONDS", 180),
+            "ussd_resume_seconds": _int(env, "USSD_RESUME_SECONDS", 300),
+            "flood_per_sender_per_minute": _int(env, "FLOOD_PER_SENDER_PER_MINUTE", 10),
+            "flood_per_sender_per_hour": _int(env, "FLOOD_PER_SENDER_PER_HOUR", 60),
+            "flood_ussd_hops_per_minute": _int(env, "FLOOD_USSD_HOPS_PER_MINUTE", 30),
+            "flood_ussd_hops_per_hour": _int(env, "FLOOD_USSD_HOPS_PER_HOUR", 300),
+            "flood_overall_per_second": _int(env, "FLOOD_OVERALL_PER_SECOND", 3000),
+            "reply_cap_per_hour": _int(env, "REPLY_CAP_PER_HOUR", 8),
+            "reply_sends_at_once": _within(
+                _int(env, "REPLY_SENDS_AT_ONCE", 8), "REPLY_SENDS_AT_ONCE", 8, 64
+            ),
             "allowed_countries": tuple(
                 part.strip().upper()
                 for part in (env.get("ALLOWED_COUNTRIES") or "").split(",")

@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 # Replies per job: the claims' and the answers' commits. A job costs RQ's own bookkeeping
 # whatever its size, so the bigger the cheaper; but its last answers must be recorded well before
 # the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before RQ's 180 s
-# job timeout: 13 groups, each bounded by the 10 s send timeout, take 130 s at worst.
+# job timeout. It sends REPLY_SENDS_AT_ONCE (8 or more) at a time: 13 groups at most, each
+# bounded by the send's timeouts (5 s to connect, 10 s for each read), about 130 s in practice.
 JOB_BATCH = 100
-SEND_AT_ONCE = 8  # replies of a job sent concurrently
 # Answers are recorded in one commit once this long has passed since the last, and at the end of
 # the job; an answer waits at most this plus one group's sends. Until then a sent reply is still
 # `sending`: a worker killed meanwhile leaves it for the sweep to mark `unknown`, never to send it
@@ -75,17 +75,18 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
     results: dict[int, SendResult] = {}
     unrecorded: dict[int, SendResult] = {}
     unclaimed, claimed = list(outbound_ids), list[Claimed]()
-    slice_size, recorded_at = SEND_AT_ONCE, time.monotonic()
+    at_once = rt.settings.reply_sends_at_once
+    slice_size, recorded_at = at_once, time.monotonic()
     while unclaimed or claimed:
         if not claimed:
             next_slice, unclaimed = unclaimed[:slice_size], unclaimed[slice_size:]
             claimed = _record_and_claim(rt, unrecorded, next_slice)
             unrecorded, recorded_at = {}, time.monotonic()
             continue
-        group, claimed = claimed[:SEND_AT_ONCE], claimed[SEND_AT_ONCE:]
+        group, claimed = claimed[:at_once], claimed[at_once:]
         started = time.monotonic()
         sent = _send_together(rt, group)
-        slice_size = _slice_for(time.monotonic() - started, record_every)
+        slice_size = _slice_for(time.monotonic() - started, record_every, at_once)
         results.update(sent)
         unrecorded.update(sent)
         # With the slice sent, the next claim (or the end) records them in its commit.
@@ -101,13 +102,13 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
     }
 
 
-def _slice_for(group_seconds: float, record_every: float) -> int:
+def _slice_for(group_seconds: float, record_every: float, at_once: int) -> int:
     """How many replies to claim next: as many as are sent in `record_every` at the pace of the
     last group, in whole groups. A worker killed mid-job leaves its claimed replies `sending`,
     never to be sent (the sweep marks them `unknown`); the ones it had not claimed are still
     `queued`, and its job's retry or the sweep sends them. So a claim covers a short time."""
     groups = record_every / group_seconds if group_seconds > 0 else JOB_BATCH
-    return SEND_AT_ONCE * max(1, min(JOB_BATCH, int(groups)))
+    return at_once * max(1, min(JOB_BATCH, int(groups)))
 
 
 def _record_and_claim(
@@ -170,14 +171,16 @@ def _send_together(rt: runtime.Runtime, group: list[Claimed]) -> dict[int, SendR
     if len(group) == 1:
         row_id, provider, recipient, body = group[0]
         return {row_id: send_via(rt.settings, provider, recipient, body)}
-    answers = _senders().map(lambda row: send_via(rt.settings, *row[1:]), group)
+    answers = _senders(rt.settings.reply_sends_at_once).map(
+        lambda row: send_via(rt.settings, *row[1:]), group
+    )
     return {row[0]: result for row, result in zip(group, answers, strict=True)}
 
 
 @functools.cache
-def _senders() -> ThreadPoolExecutor:
+def _senders(count: int) -> ThreadPoolExecutor:
     """This process's sending threads, made on first use."""
-    return ThreadPoolExecutor(SEND_AT_ONCE, thread_name_prefix="send")
+    return ThreadPoolExecutor(count, thread_name_prefix="send")
 
 
 def _attempt(status: str) -> dict[str, object]:

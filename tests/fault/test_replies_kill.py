@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.models import OutboundRow
+from gateway.settings import Settings
 from tests.fault.conftest import (
     BuildRuntime,
     Load,
@@ -42,7 +43,7 @@ from tests.fault.conftest import (
 from tests.fault.scale import n, report
 from tests.support.chaos import Gateway, RedisServer
 from tests.support.fake_twilio import FakeTwilio, settings_with_twilio
-from workers.replies import RECORD_EVERY, SEND_AT_ONCE, enqueue_replies
+from workers.replies import RECORD_EVERY, enqueue_replies
 from workers.runtime import Runtime
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
@@ -52,7 +53,7 @@ VOTERS = n(400, 4_000)
 RATE = 30  # new webhooks a second: more than one job's worth of replies between kills
 LATENCY = 0.2  # seconds Twilio takes to answer a create
 # What one kill may strand: the slice claimed at the pace of the last group (_slice_for).
-SLICE = SEND_AT_ONCE * max(1, math.floor(RECORD_EVERY / LATENCY))
+SLICE = Settings().reply_sends_at_once * max(1, math.floor(RECORD_EVERY / LATENCY))
 
 
 def statuses(rt: Runtime) -> Counter[str]:
