@@ -8,6 +8,9 @@ sent twice:
 
 - A connection is checked before it is used again. A connection the provider closed while idle
   reads as ready (end of file); it is closed and a new one opened, so a send is not lost to it.
+  One idle for longer than IDLE_LIMIT is not used again either: servers close idle connections
+  after a minute or so, and a close that crosses our request on the wire would make a reply
+  `unknown`, never resent. A new connection costs a handshake; that is cheaper.
 - Every failure is one of two kinds. `NotSent`: nothing reached the provider (no route, refused,
   a name that did not resolve, a timeout while connecting, TLS or the proxy's tunnel refused),
   so the caller may send again. `MaybeSent`: the request went out, or may have, and no whole
@@ -31,6 +34,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +66,7 @@ class MaybeSent(Exception):  # noqa: N818
 
 
 Connection = http.client.HTTPConnection  # or its HTTPS subclass
+IDLE_LIMIT = 15.0  # seconds: well inside the usual server idle timeouts (nginx 75, AWS ALB 60)
 
 
 def post_form(
@@ -73,7 +78,8 @@ def post_form(
     """POST `form` to `url`; `timeout` is (to connect, to wait for each read of the answer)."""
     connect_timeout, read_timeout = timeout
     target = urlsplit(url)
-    connection = _connection(target)
+    kept = _kept(target)
+    connection = kept.connection
     if connection.sock is None:
         _connect(connection, connect_timeout)
     connection.sock.settimeout(read_timeout)
@@ -96,14 +102,15 @@ def post_form(
         raise
     if response.will_close:
         connection.close()
+    kept.used_at = time.monotonic()
     return Answer(response.status, body)
 
 
 def close_connections() -> None:
     """Close this thread's connections; the next send opens new ones (and looks at the proxy
     settings again)."""
-    for connection in _this_threads_connections().values():
-        connection.close()
+    for kept in _this_threads_connections().values():
+        kept.connection.close()
     _this_threads_connections().clear()
 
 
@@ -115,24 +122,37 @@ def basic_auth(username: str, password: str) -> str:
 # -- connections --------------------------------------------------------------------------------
 
 
-def _connection(target: SplitResult) -> Connection:
+@dataclass
+class _Kept:
+    connection: Connection
+    used_at: float = 0.0  # when it last finished a request (time.monotonic)
+
+    def stale(self) -> bool:
+        """Closed by the provider while idle, or idle long enough that it soon may be."""
+        sock = self.connection.sock
+        if sock is None:
+            return False
+        return time.monotonic() - self.used_at > IDLE_LIMIT or _closed_by_peer(sock)
+
+
+def _kept(target: SplitResult) -> _Kept:
     """This thread's connection to the target's origin: the open one if it is still good."""
     connections = _this_threads_connections()
     origin = (target.scheme, target.netloc)
-    connection = connections.get(origin)
-    if connection is None:
-        connection = connections[origin] = _new_connection(target)
-    elif connection.sock is not None and _closed_by_peer(connection.sock):
-        connection.close()  # the provider closed it while idle: connect again before sending
-    return connection
+    kept = connections.get(origin)
+    if kept is None:
+        kept = connections[origin] = _Kept(_new_connection(target))
+    elif kept.stale():
+        kept.connection.close()  # connect again before sending
+    return kept
 
 
-def _this_threads_connections() -> dict[tuple[str, str], Connection]:
+def _this_threads_connections() -> dict[tuple[str, str], _Kept]:
     local = _local()
     if getattr(local, "pid", None) != os.getpid():
         # A forked child shares its parent's sockets: it must not write on them.
         local.pid, local.connections = os.getpid(), {}
-    connections: dict[tuple[str, str], Connection] = local.connections
+    connections: dict[tuple[str, str], _Kept] = local.connections
     return connections
 
 

@@ -76,6 +76,21 @@ def test_a_connection_the_provider_closed_while_idle_is_replaced_and_the_send_go
     assert fake.requests[0].peer != fake.requests[1].peer
 
 
+def test_a_connection_idle_past_the_limit_is_not_used_again_though_still_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider would close it soon; a close that crosses a request makes a reply unknown."""
+    monkeypatch.setattr(keepalive, "IDLE_LIMIT", 0.2)
+    with FakeTwilio(keep_alive=True) as fake:  # keeps connections open for ever
+        first = send(fake)
+        soon = send(fake)
+        time.sleep(0.4)
+        later = send(fake)
+    assert all(sent(result, fake) for result in (first, soon, later))
+    peers = [seen.peer for seen in fake.requests]
+    assert peers[0] == peers[1] != peers[2]
+
+
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone() -> None:
     with FakeTwilio(keep_alive=True) as fake:
         assert sent(send(fake), fake)
