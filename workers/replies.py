@@ -77,22 +77,26 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
     unclaimed, claimed = list(outbound_ids), list[Claimed]()
     at_once = rt.settings.reply_sends_at_once
     slice_size, recorded_at = at_once, time.monotonic()
-    while unclaimed or claimed:
-        if not claimed:
-            next_slice, unclaimed = unclaimed[:slice_size], unclaimed[slice_size:]
-            claimed = _record_and_claim(rt, unrecorded, next_slice)
-            unrecorded, recorded_at = {}, time.monotonic()
-            continue
-        group, claimed = claimed[:at_once], claimed[at_once:]
-        started = time.monotonic()
-        sent = _send_together(rt, group)
-        slice_size = _slice_for(time.monotonic() - started, record_every, at_once)
-        results.update(sent)
-        unrecorded.update(sent)
-        # With the slice sent, the next claim (or the end) records them in its commit.
-        if claimed and time.monotonic() - recorded_at >= record_every:
-            _record_and_claim(rt, unrecorded, [])
-            unrecorded, recorded_at = {}, time.monotonic()
+    try:
+        while unclaimed or claimed:
+            if not claimed:
+                next_slice, unclaimed = unclaimed[:slice_size], unclaimed[slice_size:]
+                claimed = _record_and_claim(rt, unrecorded, next_slice)
+                unrecorded, recorded_at = {}, time.monotonic()
+                continue
+            group, claimed = claimed[:at_once], claimed[at_once:]
+            started = time.monotonic()
+            sent = _send_together(rt, group)
+            slice_size = _slice_for(time.monotonic() - started, record_every, at_once)
+            results.update(sent)
+            unrecorded.update(sent)
+            # With the slice sent, the next claim (or the end) records them in its commit.
+            if claimed and time.monotonic() - recorded_at >= record_every:
+                _record_and_claim(rt, unrecorded, [])
+                unrecorded, recorded_at = {}, time.monotonic()
+    except BaseException:
+        _settle_what_was_sent(rt, unrecorded, results)
+        raise
     if unrecorded:
         _record_and_claim(rt, unrecorded, [])
     _retry_later(rt, results)
@@ -100,6 +104,20 @@ def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) ->
         outcome.value: sum(r.outcome is outcome for r in results.values())
         for outcome in SendOutcome
     }
+
+
+def _settle_what_was_sent(
+    rt: runtime.Runtime, unrecorded: dict[int, SendResult], results: dict[int, SendResult]
+) -> None:
+    """The job is failing (a claim the database or Redis refused, RQ's timeout): keep the answers
+    it has, each in a commit of its own, and the backoff of the refused; its retry does the rest.
+    A failure here is logged, not raised over the one that ended the job."""
+    try:
+        if unrecorded:
+            _record_and_claim(rt, unrecorded, [])
+        _retry_later(rt, results)
+    except Exception:
+        log.exception("reply job failing: %d answers could not be recorded", len(unrecorded))
 
 
 def _slice_for(group_seconds: float, record_every: float, at_once: int) -> int:
@@ -169,12 +187,19 @@ def _claim(rt: runtime.Runtime, session: Session, outbound_ids: list[int]) -> li
 def _send_together(rt: runtime.Runtime, group: list[Claimed]) -> dict[int, SendResult]:
     """Send a group at once: each send waits on the provider's answer, not on the CPU."""
     if len(group) == 1:
-        row_id, provider, recipient, body = group[0]
-        return {row_id: send_via(rt.settings, provider, recipient, body)}
-    answers = _senders(rt.settings.reply_sends_at_once).map(
-        lambda row: send_via(rt.settings, *row[1:]), group
-    )
+        return {group[0][0]: _send_one(rt, group[0])}
+    answers = _senders(rt.settings.reply_sends_at_once).map(lambda row: _send_one(rt, row), group)
     return {row[0]: result for row, result in zip(group, answers, strict=True)}
+
+
+def _send_one(rt: runtime.Runtime, row: Claimed) -> SendResult:
+    """One reply's send; an error no adapter turned into an answer may have sent it."""
+    row_id, provider, recipient, body = row
+    try:
+        return send_via(rt.settings, provider, recipient, body)
+    except Exception as error:
+        log.exception("reply %d: the send failed unexpectedly; never sent again", row_id)
+        return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__[:16])
 
 
 @functools.cache

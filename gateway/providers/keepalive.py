@@ -15,10 +15,12 @@ sent twice:
   a name that did not resolve, a timeout while connecting, TLS or the proxy's tunnel refused),
   so the caller may send again. `MaybeSent`: the request went out, or may have, and no whole
   answer came back; the provider may have acted on it, so the caller must never resend blindly.
-- `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are honoured as `requests` honoured them, through
-  an `http://` proxy (a CONNECT tunnel for HTTPS). The proxy is chosen when a connection opens.
-- Certificates are checked against `SSL_CERT_FILE`, else `REQUESTS_CA_BUNDLE`, else certifi's
-  bundle, the one `requests` used.
+- `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured as `requests` honoured
+  them, through an `http://` proxy (a CONNECT tunnel for HTTPS); another proxy scheme is refused.
+  The proxy is chosen when a thread first connects to an origin (`close_connections` chooses
+  again).
+- Certificates are checked against `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`, else certifi's
+  bundle, as `requests` checked them.
 
 Connections belong to a thread (the replies worker's sending threads each keep theirs) and to a
 process: a forked child opens its own.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.client
+import ipaddress
 import os
 import select
 import socket
@@ -67,6 +70,7 @@ class MaybeSent(Exception):  # noqa: N818
 
 Connection = http.client.HTTPConnection  # or its HTTPS subclass
 IDLE_LIMIT = 15.0  # seconds: well inside the usual server idle timeouts (nginx 75, AWS ALB 60)
+_LOCAL = threading.local()  # an empty holder; each thread's connections appear on first use
 
 
 def post_form(
@@ -82,7 +86,11 @@ def post_form(
     connection = kept.connection
     if connection.sock is None:
         _connect(connection, connect_timeout)
-    connection.sock.settimeout(read_timeout)
+    try:
+        connection.sock.settimeout(read_timeout)
+    except OSError as error:  # closed under us: nothing was written
+        connection.close()
+        raise NotSent("conn") from error
     path, sent_headers = _path(target), dict(headers)
     if isinstance(connection, _ViaProxy):  # plain HTTP through a proxy: the whole URL
         path = f"{target.scheme}://{target.netloc}{path}"
@@ -97,7 +105,10 @@ def post_form(
     except (OSError, http.client.HTTPException) as error:
         connection.close()  # reset, closed mid-answer, or an answer that is not HTTP
         raise MaybeSent("conn") from error
-    except Exception:  # a header we could not encode, say: a connection in a state unknown
+    except Exception as error:  # a header we could not encode, say; bytes may have gone
+        connection.close()
+        raise MaybeSent(type(error).__name__) from error
+    except BaseException:  # the job's timeout: a connection in a state nobody knows
         connection.close()
         raise
     if response.will_close:
@@ -141,24 +152,25 @@ def _kept(target: SplitResult) -> _Kept:
     origin = (target.scheme, target.netloc)
     kept = connections.get(origin)
     if kept is None:
-        kept = connections[origin] = _Kept(_new_connection(target))
+        try:
+            connection = _new_connection(target)
+        except NotSent:
+            raise
+        except Exception as error:  # a CA bundle that cannot be read, a host that is not one
+            raise NotSent(type(error).__name__) from error
+        kept = connections[origin] = _Kept(connection)
     elif kept.stale():
         kept.connection.close()  # connect again before sending
     return kept
 
 
 def _this_threads_connections() -> dict[tuple[str, str], _Kept]:
-    local = _local()
+    local = _LOCAL
     if getattr(local, "pid", None) != os.getpid():
         # A forked child shares its parent's sockets: it must not write on them.
         local.pid, local.connections = os.getpid(), {}
     connections: dict[tuple[str, str], _Kept] = local.connections
     return connections
-
-
-@functools.cache
-def _local() -> threading.local:
-    return threading.local()
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -175,7 +187,7 @@ def _new_connection(target: SplitResult) -> Connection:
     except ValueError as error:
         raise NotSent("InvalidURL") from error
     host = target.hostname or ""
-    proxy = _proxy_for(target.scheme, host)
+    proxy = _proxy_for(target.scheme, host, port)
     https = target.scheme == "https"
     if proxy is None:
         if https:
@@ -190,11 +202,46 @@ def _new_connection(target: SplitResult) -> Connection:
     return connection
 
 
-def _proxy_for(scheme: str, host: str) -> SplitResult | None:
-    if urllib.request.proxy_bypass(host):
+def _proxy_for(scheme: str, host: str, port: int | None) -> SplitResult | None:
+    """The proxy `requests` would have used: {scheme}_proxy, else all_proxy, unless no_proxy
+    names the host (a domain and its subdomains, host:port, an address range, or `*`)."""
+    proxies = urllib.request.getproxies_environment()
+    if _bypassed(host, port, proxies.get("no", "")):
         return None
-    proxy = urllib.request.getproxies().get(scheme)
-    return urlsplit(proxy if "://" in proxy else "http://" + proxy) if proxy else None
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    parsed = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    if parsed.scheme != "http":  # TLS to the proxy, or SOCKS: not spoken here
+        raise NotSent("proxy-scheme")
+    return parsed
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    entries = [entry.strip() for entry in no_proxy.split(",") if entry.strip()]
+    if "*" in entries:
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in entries:
+        if address is not None and _in_range(address, entry):
+            return True
+        name, _, entry_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and entry_port != str(port):
+            continue
+        name = name.lstrip(".").lower()
+        if host.lower() == name or host.lower().endswith("." + name):
+            return True
+    return False
+
+
+def _in_range(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    try:
+        return address in ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
 
 
 def _proxy_authorization(proxy: SplitResult) -> dict[str, str]:
@@ -218,7 +265,8 @@ def _path(target: SplitResult) -> str:
 
 
 def _connect(connection: Connection, timeout: float) -> None:
-    """Open the connection (and its tunnel, and TLS); any failure here sent nothing."""
+    """Open the connection (and its tunnel, and TLS); any failure here sent the provider nothing.
+    (`connect` sets TCP_NODELAY: http.client writes the headers and the body apart.)"""
     connection.timeout = timeout
     try:
         connection.connect()
@@ -231,14 +279,18 @@ def _connect(connection: Connection, timeout: float) -> None:
     except OSError as error:  # refused, unreachable, unresolved, the tunnel refused
         connection.close()
         raise NotSent("conn") from error
-    # http.client writes the headers and the body apart; with Nagle's algorithm the body would
-    # wait a round trip for the headers' ACK, as urllib3 also avoids.
-    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except Exception as error:  # a proxy that answered CONNECT with something not HTTP, say
+        connection.close()
+        raise NotSent(type(error).__name__) from error
+    except BaseException:  # half open (a socket set, no TLS yet) must never be written on
+        connection.close()
+        raise
 
 
 def _tls() -> ssl.SSLContext:
-    """Certificates checked as `requests` checked them: against an override, or certifi's."""
-    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    """Certificates checked as `requests` checked them: against REQUESTS_CA_BUNDLE, else
+    CURL_CA_BUNDLE, else certifi's bundle."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     return _tls_checking(bundle or certifi.where())
 
 

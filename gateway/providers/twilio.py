@@ -137,9 +137,9 @@ def send(settings: Settings, to: str, body: str) -> SendResult:
             messages_url(settings), form, _headers(account_sid, auth_token), TIMEOUT
         )
     except keepalive.NotSent as error:
-        return SendResult(SendOutcome.RETRY, error_code=error.code)
+        return SendResult(SendOutcome.RETRY, error_code=error.code[:ERROR_CODE_CHARS])
     except keepalive.MaybeSent as error:
-        return SendResult(SendOutcome.UNKNOWN, error_code=error.code)
+        return SendResult(SendOutcome.UNKNOWN, error_code=error.code[:ERROR_CODE_CHARS])
     return _outcome(answer)
 
 

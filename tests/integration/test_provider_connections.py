@@ -34,7 +34,8 @@ PROXY_CREDENTIALS = "Basic Z2F0ZXdheTpwQHNz"  # base64 of gateway:p@ss
 @pytest.fixture(autouse=True)
 def fresh_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No proxy, no CA override, and no connection left open, before and after each test."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+    for name in (*names, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     keepalive.close_connections()
@@ -109,28 +110,37 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone() 
 
 @dataclass(frozen=True)
 class Trust:
-    variable: str | None  # the environment variable naming the test CA, if any
+    variable: str | None  # the environment variable naming a CA bundle, if any
+    bundle: str = "the test CA"  # or "a file that is not there"
+    error_code: str | None = None  # None: sent
 
 
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(Trust("SSL_CERT_FILE"), id="a CA named by SSL_CERT_FILE is trusted"),
         pytest.param(Trust("REQUESTS_CA_BUNDLE"), id="a CA named by REQUESTS_CA_BUNDLE is trusted"),
-        pytest.param(Trust(None), id="a CA certifi does not know is refused before anything goes"),
+        pytest.param(Trust("CURL_CA_BUNDLE"), id="a CA named by CURL_CA_BUNDLE is trusted"),
+        pytest.param(Trust(None, error_code="SSLError"),
+                     id="a CA certifi does not know is refused before anything goes"),
+        pytest.param(Trust("SSL_CERT_FILE", error_code="SSLError"),
+                     id="SSL_CERT_FILE is not read, as requests did not read it"),
+        pytest.param(Trust("REQUESTS_CA_BUNDLE", "a file that is not there", "FileNotFoundError"),
+                     id="a bundle that cannot be read sends nothing"),
     ],
-)
+)  # fmt: skip
 def test_the_providers_certificate_is_checked_against_the_trusted_authorities(
     certificates: Certificates, monkeypatch: pytest.MonkeyPatch, case: Trust
 ) -> None:
+    missing = certificates.ca_file.with_name("missing.pem")
+    bundle = certificates.ca_file if case.bundle == "the test CA" else missing
     if case.variable:
-        monkeypatch.setenv(case.variable, str(certificates.ca_file))
+        monkeypatch.setenv(case.variable, str(bundle))
     with FakeTwilio(keep_alive=True, tls=certificates.server_context()) as fake:
         result = send(fake)
-    if case.variable:
+    if case.error_code is None:
         assert sent(result, fake)
     else:
-        assert (result.outcome, result.error_code) == (SendOutcome.RETRY, "SSLError")
+        assert (result.outcome, result.error_code) == (SendOutcome.RETRY, case.error_code[:16])
         assert fake.requests == []
 
 
@@ -141,7 +151,9 @@ def test_the_providers_certificate_is_checked_against_the_trusted_authorities(
 class Route:
     tls: bool  # the provider's API over HTTPS (a CONNECT tunnel) or plain HTTP
     proxy: str  # "proxy", "refusing proxy" or "no proxy listening"
-    bypass: bool = False  # NO_PROXY names the provider's host
+    bypass: str = ""  # NO_PROXY
+    variable: str = ""  # where the proxy is named: HTTPS_PROXY or HTTP_PROXY by default
+    scheme: str = "http"  # of the proxy's URL
 
 
 @pytest.mark.parametrize(
@@ -151,8 +163,16 @@ class Route:
                      id="HTTPS goes through the proxy's tunnel, with the proxy's credentials"),
         pytest.param(Route(tls=False, proxy="proxy"), SendOutcome.SENT, "POST",
                      id="plain HTTP goes to the proxy naming the whole URL"),
-        pytest.param(Route(tls=True, proxy="proxy", bypass=True), SendOutcome.SENT, None,
-                     id="a host NO_PROXY names is reached directly"),
+        pytest.param(Route(tls=True, proxy="proxy", bypass="localhost,127.0.0.1"),
+                     SendOutcome.SENT, None, id="a host NO_PROXY names is reached directly"),
+        pytest.param(Route(tls=True, proxy="proxy", bypass="10.0.0.0/8, 127.0.0.0/8"),
+                     SendOutcome.SENT, None, id="an address range in NO_PROXY is reached directly"),
+        pytest.param(Route(tls=True, proxy="proxy", bypass="127.0.0.1:1"), SendOutcome.SENT,
+                     "CONNECT", id="NO_PROXY naming another port of the host does not bypass"),
+        pytest.param(Route(tls=True, proxy="proxy", variable="ALL_PROXY"), SendOutcome.SENT,
+                     "CONNECT", id="ALL_PROXY serves when no proxy is named for the scheme"),
+        pytest.param(Route(tls=True, proxy="proxy", scheme="https"), SendOutcome.RETRY, None,
+                     id="a proxy spoken to over TLS is not ours to speak: nothing is sent"),
         pytest.param(Route(tls=True, proxy="refusing proxy"), SendOutcome.RETRY, "CONNECT",
                      id="a tunnel the proxy refused sent nothing"),
         pytest.param(Route(tls=True, proxy="no proxy listening"), SendOutcome.RETRY, None,
@@ -166,14 +186,15 @@ def test_the_proxy_settings_are_honoured_as_requests_honoured_them(
     outcome: SendOutcome,
     asked: str | None,
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca_file))
     tls = certificates.server_context() if case.tls else None
     with FakeTwilio(keep_alive=True, tls=tls) as fake, Proxy(case.proxy != "proxy") as proxy:
         address = proxy.url if case.proxy != "no proxy listening" else closed_port_url()
-        with_credentials = address.replace("://", f"://{PROXY_USER}:p%40ss@")
-        monkeypatch.setenv("HTTPS_PROXY" if case.tls else "HTTP_PROXY", with_credentials)
+        address = address.replace("http://", f"{case.scheme}://{PROXY_USER}:p%40ss@")
+        named_in = case.variable or ("HTTPS_PROXY" if case.tls else "HTTP_PROXY")
+        monkeypatch.setenv(named_in, address)
         if case.bypass:
-            monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+            monkeypatch.setenv("NO_PROXY", case.bypass)
         result = send(fake)
     assert result.outcome is outcome
     assert len(fake.requests) == (1 if outcome is SendOutcome.SENT else 0)

@@ -1,7 +1,7 @@
 """A certificate authority of the tests' own and a server certificate it signed for 127.0.0.1.
 
 A provider's API is HTTPS; a local stand-in serves HTTPS with this certificate, and a client
-trusts it only when told to (SSL_CERT_FILE naming `ca_file`), as it would trust a real CA.
+trusts it only when told to (REQUESTS_CA_BUNDLE naming `ca_file`), as it would trust a real CA.
 """
 
 from __future__ import annotations

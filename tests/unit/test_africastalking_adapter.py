@@ -353,6 +353,8 @@ ANSWERS = [
            "InvalidSenderId", {"status": 201, "message": "InvalidSenderId"}),
     Answer("wrong credentials (401) are refused for good", SendOutcome.FAILED, "401",
            changes={"africastalking_api_key": "not-the-key"}),
+    Answer("a key that cannot be a header is never resent blindly", SendOutcome.UNKNOWN,
+           "ValueError", changes={"africastalking_api_key": "the-key\n"}),
 ]  # fmt: skip
 
 
