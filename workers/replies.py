@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from gateway import delivery_reports
 from gateway.db import transaction
 from gateway.models import OutboundRow, utcnow
-from gateway.providers.base import SendOutcome, SendResult
+from gateway.providers.base import ERROR_CODE_CHARS, SendOutcome, SendResult
 from gateway.queues import REPLIES_QUEUE
 from gateway.sql import among, update_rows
 from messages.send import send_via
@@ -110,7 +110,7 @@ def _settle_what_was_sent(
     rt: runtime.Runtime, unrecorded: dict[int, SendResult], results: dict[int, SendResult]
 ) -> None:
     """The job is failing (a claim the database or Redis refused, RQ's timeout): keep the answers
-    it has, each in a commit of its own, and the backoff of the refused; its retry does the rest.
+    it has, in a commit of their own, and the backoff of the refused; its retry does the rest.
     A failure here is logged, not raised over the one that ended the job."""
     try:
         if unrecorded:
@@ -199,7 +199,7 @@ def _send_one(rt: runtime.Runtime, row: Claimed) -> SendResult:
         return send_via(rt.settings, provider, recipient, body)
     except Exception as error:
         log.exception("reply %d: the send failed unexpectedly; never sent again", row_id)
-        return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__[:16])
+        return SendResult(SendOutcome.UNKNOWN, error_code=type(error).__name__[:ERROR_CODE_CHARS])
 
 
 @functools.cache

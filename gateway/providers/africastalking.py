@@ -126,10 +126,8 @@ def send(settings: Settings, to: str, body: str) -> SendResult:
     }
     try:
         answer = keepalive.post_form(messaging_url(settings), form, headers, TIMEOUT)
-    except keepalive.NotSent as error:
-        return SendResult(SendOutcome.RETRY, error_code=error.code[:ERROR_CODE_CHARS])
-    except keepalive.MaybeSent as error:
-        return SendResult(SendOutcome.UNKNOWN, error_code=error.code[:ERROR_CODE_CHARS])
+    except keepalive.NoAnswer as error:  # RETRY if nothing was sent, else UNKNOWN
+        return error.result()
     return _outcome(answer)
 
 

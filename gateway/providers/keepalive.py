@@ -41,9 +41,12 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import SplitResult, unquote, urlencode, urlsplit
 
 import certifi
+
+from gateway.providers.base import ERROR_CODE_CHARS, SendOutcome, SendResult
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,29 @@ class Answer:
     body: bytes
 
 
-class NotSent(Exception):  # noqa: N818 - what happened, not an error's category
-    """Nothing reached the provider: sending again is safe. `code` says why, briefly."""
+class NoAnswer(Exception):  # noqa: N818 - what happened, not an error's category
+    """No whole answer came back; `code` says why, briefly, and `result` is the reply's fate."""
+
+    outcome: ClassVar[SendOutcome]
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
 
+    def result(self) -> SendResult:
+        return SendResult(self.outcome, error_code=self.code[:ERROR_CODE_CHARS])
 
-class MaybeSent(Exception):  # noqa: N818
+
+class NotSent(NoAnswer):
+    """Nothing reached the provider: sending again is safe."""
+
+    outcome = SendOutcome.RETRY
+
+
+class MaybeSent(NoAnswer):
     """The request left, or may have, and no whole answer came back: never resend blindly."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    outcome = SendOutcome.UNKNOWN
 
 
 Connection = http.client.HTTPConnection  # or its HTTPS subclass

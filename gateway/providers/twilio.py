@@ -136,10 +136,8 @@ def send(settings: Settings, to: str, body: str) -> SendResult:
         answer = keepalive.post_form(
             messages_url(settings), form, _headers(account_sid, auth_token), TIMEOUT
         )
-    except keepalive.NotSent as error:
-        return SendResult(SendOutcome.RETRY, error_code=error.code[:ERROR_CODE_CHARS])
-    except keepalive.MaybeSent as error:
-        return SendResult(SendOutcome.UNKNOWN, error_code=error.code[:ERROR_CODE_CHARS])
+    except keepalive.NoAnswer as error:  # RETRY if nothing was sent, else UNKNOWN
+        return error.result()
     return _outcome(answer)
 
 
