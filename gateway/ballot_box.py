@@ -21,7 +21,7 @@ from gateway.models import (
     PhoneRow,
     VoteRow,
 )
-from gateway.sql import among, insert_ignoring_conflicts, insert_rows
+from gateway.sql import among, by_unique_key, insert_ignoring_conflicts, insert_rows
 from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
 
 
@@ -132,15 +132,18 @@ def circuit_codes(session: Session, circuit_ids: Iterable[int]) -> dict[int, str
 def standing_votes(
     session: Session, consultation_id: int, person_ids: Iterable[int]
 ) -> dict[int, Participation]:
-    rows = session.scalars(
-        select(ParticipationRow).where(
-            ParticipationRow.consultation_id == consultation_id,
-            among(session, ParticipationRow.person_id, set(person_ids)),
-        )
+    """Who among these already voted in the consultation: one probe of the key per person."""
+    columns = (
+        ParticipationRow.person_id,
+        ParticipationRow.receipt,
+        ParticipationRow.voted_at,
+        ParticipationRow.revision,
     )
-    return {
-        r.person_id: Participation(r.person_id, r.receipt, r.voted_at, r.revision) for r in rows
-    }
+    query = by_unique_key(
+        session, columns, ParticipationRow.person_id, set(person_ids),
+        ParticipationRow.consultation_id == consultation_id,
+    )  # fmt: skip
+    return {row[0]: Participation(*row) for row in session.execute(query)}
 
 
 def standing_vote(session: Session, consultation_id: int, person_id: int) -> Participation:
