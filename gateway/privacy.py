@@ -17,6 +17,7 @@ worker runtime and every command that opens the database, from the settings' sec
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -62,15 +63,21 @@ class Keys:
         mac = hmac.new(self.digest_key, value.encode(), hashlib.sha256)
         return mac.hexdigest()[:DIGEST_LENGTH]
 
+    @functools.cached_property
+    def _cipher(self) -> AESGCM:
+        """Made once: a batch seals about six values a message, and a cipher made for each
+        doubled the cost of every seal (2.6 against 1.4 µs)."""
+        return AESGCM(self.seal_key)
+
     def seal(self, value: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(self.seal_key).encrypt(nonce, value.encode(), None)
+        sealed = self._cipher.encrypt(nonce, value.encode(), None)
         return base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def open(self, sealed: str) -> str:
         raw = base64.urlsafe_b64decode(sealed.encode())
         nonce, body = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
-        return AESGCM(self.seal_key).decrypt(nonce, body, None).decode()
+        return self._cipher.decrypt(nonce, body, None).decode()
 
 
 _installed: Keys | None = None

@@ -113,17 +113,25 @@ _TO_GSM7 = {**_PUNCTUATION, **_SPANISH, **_GREEK_AS_LATIN}
 _TO_ASCII = {**_TO_GSM7, **_ASCII_SPELLING}
 
 
+# The tables as str.translate takes them, made once, not on every call: every reply goes
+# through one.
+_TO_GSM7_TRANSLATION = str.maketrans(_TO_GSM7)
+_TO_ASCII_TRANSLATION = str.maketrans(_TO_ASCII)
+
+
 def to_gsm7(text: str) -> str:
     """`text` in GSM-7 only: characters already in GSM-7 stay, the rest become their closest."""
-    return _transliterate(text, GSM7, _TO_GSM7)
+    return _transliterate(text, GSM7, _TO_GSM7, _TO_GSM7_TRANSLATION)
 
 
 def to_ascii(text: str) -> str:
     """`text` in printable ASCII (and newlines), for USSD screens: ñ becomes n, ¿ and ¡ go."""
-    return _transliterate(text, _ASCII, _TO_ASCII)
+    return _transliterate(text, _ASCII, _TO_ASCII, _TO_ASCII_TRANSLATION)
 
 
-def _transliterate(text: str, alphabet: frozenset[str], table: Mapping[str, str]) -> str:
+def _transliterate(
+    text: str, alphabet: frozenset[str], table: Mapping[str, str], translation: dict[int, str]
+) -> str:
     # NFC first, so an "n" followed by a combining tilde is the GSM-7 "ñ" it looks like.
     composed = unicodedata.normalize("NFC", text)  # returns `text` itself when already NFC
     characters = set(composed)
@@ -131,7 +139,7 @@ def _transliterate(text: str, alphabet: frozenset[str], table: Mapping[str, str]
         return composed  # most texts, our own catalogue's: nothing to do
     if characters <= alphabet | table.keys():
         # Every character either stays or has its entry: one pass in C, as _replace would do it.
-        return composed.translate({ord(key): value for key, value in table.items()})
+        return composed.translate(translation)
     return "".join(_replace(ch, alphabet, table) for ch in composed)
 
 
