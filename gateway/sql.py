@@ -68,6 +68,7 @@ def by_unique_key(
     key: Any,
     values: Iterable[Any],
     *fixed: ColumnElement[bool],
+    lock: bool = False,
 ) -> Select[Any]:
     """The rows whose unique key is one of `values` (with `fixed`, the key's other columns).
 
@@ -79,13 +80,20 @@ def by_unique_key(
     list. The participations look-up then cost 7 to 24 ms a batch and grew with every vote
     (`bench.intake_cpu`, 5,400 votes), where the probes cost 1. `LIMIT 1` is what makes each
     probe an equality on the unique index: it is only right for a unique key.
+
+    With `lock`, each row found is locked for this transaction, and a row another transaction
+    holds is skipped (`FOR UPDATE SKIP LOCKED`): a claim.
     """
     values = list(values)
     if session.get_bind().dialect.name != "postgresql":
-        return select(*columns).where(*fixed, key.in_(values))
+        query = select(*columns).where(*fixed, key.in_(values))
+        return query.with_for_update(skip_locked=True) if lock else query
     listed = bindparam(None, values, type_=postgresql.ARRAY(key.type))
     wanted = func.unnest(listed).table_valued("value").render_derived(name="wanted")
-    one = select(*columns).where(*fixed, key == wanted.c.value).limit(1).lateral("one")
+    probe = select(*columns).where(*fixed, key == wanted.c.value).limit(1)
+    if lock:
+        probe = probe.with_for_update(skip_locked=True)
+    one = probe.lateral("one")
     return select(*one.c).select_from(wanted).join(one, true())
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from redis import Redis
 from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,8 +25,12 @@ from gateway import ballot_box, privacy
 from gateway.db import make_engine, make_sessionmaker
 from gateway.migrate import upgrade
 from gateway.models import ConsultationRow, InboundRow, OutboundRow
+from gateway.settings import Settings
 from gateway.sql import update_rows
+from tests.conftest import SECRET
 from tests.support import services
+from workers import replies as replies_worker
+from workers import runtime
 
 ROWS = 20_000  # far more than a batch: a plan that reads them all is plain in the count
 BATCH = 100
@@ -227,3 +232,64 @@ def test_a_batch_is_updated_by_the_key_alone(  # noqa: PLR0913 - one row of the 
 
     read = rows_touched(engine, table, twelve_batches)
     assert read <= 12 * 2 * BATCH, f"read {read} rows of {table} for 12 x {BATCH}"
+
+
+def backlog(engine: Engine) -> None:
+    """Replies queued faster than they go out (a slow provider at a peak): ROWS of them."""
+    sql(
+        engine,
+        "INSERT INTO outbound_messages (part, encoding, segments, provider, recipient_sealed,"
+        " body_sealed, status, attempts, created_at, updated_at) SELECT 1, 'gsm7', 1, 'twilio',"
+        " :to, :body, 'queued', 0, :now, :now FROM generate_series(1, :rows) g",
+        to=privacy.keys().seal("+584140000001"), body=privacy.keys().seal("Voto registrado"),
+        now=NOW, rows=ROWS,
+    )  # fmt: skip
+
+
+STATES_OF_A_BACKLOG = [
+    pytest.param(never_analysed, id="a backlog the planner never analysed"),
+    pytest.param(analysed_while_empty, id="a backlog in a table analysed while it was empty"),
+]
+
+
+@pytest.mark.parametrize("state", STATES_OF_A_BACKLOG)
+def test_a_reply_job_claims_its_replies_by_the_key_alone(
+    engine: Engine, state: Callable[[Engine], None], redis_url: str, redis: Redis
+) -> None:
+    state(engine)
+    backlog(engine)
+    settings = Settings(
+        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
+        reply_cap_per_hour=0,  # one number for the whole backlog: no hourly cap here
+    )  # fmt: skip
+    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
+    wanted = list(range(ROWS - BATCH + 1, ROWS + 1))  # the newest: the last the backlog reaches
+    claimed: list[Any] = []
+
+    def claim(session: Session) -> None:
+        claimed.extend(replies_worker._claim(rt, session, wanted))
+
+    read = rows_touched(engine, "outbound_messages", claim)
+    assert sorted(row[0] for row in claimed) == wanted
+    # Two statements (the claim, then its update to `sending`), each reading an index entry and
+    # a row a reply at most.
+    assert read <= 2 * 2 * BATCH, f"read {read} rows of outbound_messages to claim {BATCH}"
+
+
+def test_a_reply_another_job_holds_is_skipped_not_waited_for(
+    engine: Engine, redis_url: str, redis: Redis
+) -> None:
+    backlog(engine)
+    settings = Settings(
+        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
+        reply_cap_per_hour=0,
+    )  # fmt: skip
+    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
+    with engine.connect() as rival:
+        rival.execute(text("SET lock_timeout = '5s'"))
+        rival.execute(text("SELECT id FROM outbound_messages WHERE id = 2 FOR UPDATE"))
+        with rt.sessions() as session, session.begin():
+            session.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting would fail here
+            claimed = replies_worker._claim(rt, session, [1, 2, 3])
+        rival.rollback()
+    assert [row[0] for row in claimed] == [1, 3]
