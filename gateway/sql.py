@@ -84,7 +84,9 @@ def by_unique_key(
     With `lock`, each row found is locked for this transaction, and a row another transaction
     holds is skipped (`FOR UPDATE SKIP LOCKED`): a claim.
     """
-    values = list(values)
+    # Each key once: probed twice, a row this transaction had already locked would come back
+    # twice, and a claim would hand the same reply out twice.
+    values = list(dict.fromkeys(values))
     if session.get_bind().dialect.name != "postgresql":
         query = select(*columns).where(*fixed, key.in_(values))
         return query.with_for_update(skip_locked=True) if lock else query

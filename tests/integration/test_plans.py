@@ -293,3 +293,17 @@ def test_a_reply_another_job_holds_is_skipped_not_waited_for(
             claimed = replies_worker._claim(rt, session, [1, 2, 3])
         rival.rollback()
     assert [row[0] for row in claimed] == [1, 3]
+
+
+def test_a_reply_listed_twice_in_a_job_is_claimed_once(
+    engine: Engine, redis_url: str, redis: Redis
+) -> None:
+    backlog(engine)
+    settings = Settings(
+        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
+        reply_cap_per_hour=0,
+    )  # fmt: skip
+    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
+    with rt.sessions() as session, session.begin():
+        claimed = replies_worker._claim(rt, session, [5, 6, 5])
+    assert [row[0] for row in claimed] == [5, 6]
