@@ -48,6 +48,16 @@ def engine() -> Iterator[Engine]:
         made.dispose()
 
 
+@pytest.fixture
+def rt(engine: Engine, redis_url: str, redis: Redis) -> runtime.Runtime:
+    """A replies worker's runtime on this test's own database."""
+    settings = Settings(
+        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
+        reply_cap_per_hour=0,  # one number for the whole backlog: no hourly cap here
+    )  # fmt: skip
+    return runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
+
+
 def sql(engine: Engine, *statements: str, **params: Any) -> None:
     with engine.begin() as db:
         for statement in statements:
@@ -254,15 +264,10 @@ STATES_OF_A_BACKLOG = [
 
 @pytest.mark.parametrize("state", STATES_OF_A_BACKLOG)
 def test_a_reply_job_claims_its_replies_by_the_key_alone(
-    engine: Engine, state: Callable[[Engine], None], redis_url: str, redis: Redis
+    engine: Engine, state: Callable[[Engine], None], rt: runtime.Runtime
 ) -> None:
     state(engine)
     backlog(engine)
-    settings = Settings(
-        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
-        reply_cap_per_hour=0,  # one number for the whole backlog: no hourly cap here
-    )  # fmt: skip
-    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
     wanted = list(range(ROWS - BATCH + 1, ROWS + 1))  # the newest: the last the backlog reaches
     claimed: list[Any] = []
 
@@ -277,14 +282,9 @@ def test_a_reply_job_claims_its_replies_by_the_key_alone(
 
 
 def test_a_reply_another_job_holds_is_skipped_not_waited_for(
-    engine: Engine, redis_url: str, redis: Redis
+    engine: Engine, rt: runtime.Runtime
 ) -> None:
     backlog(engine)
-    settings = Settings(
-        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
-        reply_cap_per_hour=0,
-    )  # fmt: skip
-    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
     with engine.connect() as rival:
         rival.execute(text("SET lock_timeout = '5s'"))
         rival.execute(text("SELECT id FROM outbound_messages WHERE id = 2 FOR UPDATE"))
@@ -295,15 +295,8 @@ def test_a_reply_another_job_holds_is_skipped_not_waited_for(
     assert [row[0] for row in claimed] == [1, 3]
 
 
-def test_a_reply_listed_twice_in_a_job_is_claimed_once(
-    engine: Engine, redis_url: str, redis: Redis
-) -> None:
+def test_a_reply_listed_twice_in_a_job_is_claimed_once(engine: Engine, rt: runtime.Runtime) -> None:
     backlog(engine)
-    settings = Settings(
-        database_url="postgresql://unused", secret=SECRET, redis_url=redis_url,
-        reply_cap_per_hour=0,
-    )  # fmt: skip
-    rt = runtime.Runtime(settings, engine, make_sessionmaker(engine), redis)
     with rt.sessions() as session, session.begin():
         claimed = replies_worker._claim(rt, session, [5, 6, 5])
     assert [row[0] for row in claimed] == [5, 6]
