@@ -8,7 +8,7 @@ Twilio's REST API that runs in a process of its own.
 out the one HTTP request a real reply costs. This measures both ways on the same rows. Each round
 makes a scratch PostgreSQL database on 127.0.0.1:5432, queues `--replies` replies to as many
 numbers (each under its own hourly cap), and runs `workers.replies.send_replies` over them in
-jobs of `JOB_BATCH`, as the worker runs them (without RQ's own work). It times this process's
+jobs of `job_size`, as the worker runs them (without RQ's own work). It times this process's
 CPU (`time.process_time`, the sending threads included) and the wall time, and checks that every
 reply ended `outbox` or `sent`. The stand-in is `tests/support/fake_twilio.py`, the tests' own
 local server, keeping connections alive as Twilio does and answering at once. Its CPU is not
@@ -79,7 +79,7 @@ def one_round(count: int, twilio_url: str | None, at_once: int = 8) -> tuple[flo
     from gateway.settings import Settings
     from gateway.sql import insert_rows
     from workers import runtime
-    from workers.replies import JOB_BATCH, send_replies
+    from workers.replies import job_size, send_replies
 
     with (
         tempfile.TemporaryDirectory(prefix="consulta-bench-") as folder,
@@ -105,8 +105,9 @@ def one_round(count: int, twilio_url: str | None, at_once: int = 8) -> tuple[flo
                 inserted = insert_rows(session, OutboundRow, rows, returning=(OutboundRow.id,))
                 ids = list(inserted.scalars())
             cpu, wall = time.process_time(), time.perf_counter()
-            for start in range(0, count, JOB_BATCH):
-                send_replies(ids[start : start + JOB_BATCH])
+            size = job_size(at_once)
+            for start in range(0, count, size):
+                send_replies(ids[start : start + size])
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             _check(rt, count, "sent" if twilio_url else "outbox")
         finally:

@@ -462,6 +462,25 @@ def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(
     assert (the_reply(rt).status, the_reply(rt).attempts) == (case.status, 1)
 
 
+@pytest.mark.parametrize(
+    ("at_once", "jobs"),
+    [
+        pytest.param(8, [96, 96, 8], id="8 at once: jobs of 96, twelve full groups each"),
+        pytest.param(32, [96, 96, 8], id="32 at once: jobs of 96, not 100 with 4 sent alone"),
+        pytest.param(64, [128, 72], id="64 at once: jobs of 128, two full groups"),
+    ],
+)
+def test_replies_are_queued_in_jobs_of_whole_groups(
+    rt: Runtime, at_once: int, jobs: list[int]
+) -> None:
+    settings = rt.settings.with_(reply_sends_at_once=at_once)
+    with installed(settings, rt) as worker:
+        enqueue_replies(worker, list(range(1, 201)))
+        queued = worker.queue(REPLIES_QUEUE).get_jobs()
+    assert [len(job.args[0]) for job in queued] == jobs
+    assert [i for job in queued for i in job.args[0]] == list(range(1, 201))
+
+
 # -- a job that runs again sends nothing again ----------------------------------------------
 
 
