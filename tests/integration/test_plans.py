@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.ussd import consultation_row
-from gateway import ballot_box, privacy
+from gateway import ballot_box, privacy, results
 from gateway.db import make_engine, make_sessionmaker
 from gateway.migrate import upgrade
 from gateway.models import ConsultationRow, InboundRow, OutboundRow
@@ -300,3 +300,60 @@ def test_a_reply_listed_twice_in_a_job_is_claimed_once(engine: Engine, rt: runti
     with rt.sessions() as session, session.begin():
         claimed = replies_worker._claim(rt, session, [5, 6, 5])
     assert [row[0] for row in claimed] == [5, 6]
+
+
+def votes(engine: Engine) -> None:
+    """Everyone in consultation 1 has voted, for one of six options; one in ten replaced."""
+    sql(
+        engine,
+        "INSERT INTO options (circuit_id, number, title) SELECT 1, n, 'Option ' || n"
+        " FROM generate_series(1, 6) n",
+        "INSERT INTO votes (receipt, consultation_id, circuit_id, option, cast_at, replaced_at)"
+        " SELECT 'R' || id, 1, 1, id % 6 + 1, :now, CASE WHEN id % 10 = 0 THEN :now END"
+        " FROM people WHERE consultation_id = 1",
+        now=NOW.replace(tzinfo=None),
+    )  # fmt: skip
+
+
+def plan_nodes(engine: Engine, table: str, run: Callable[[], None]) -> list[str]:
+    """The node types of every plan on `table` that `run` makes, from EXPLAIN on its own
+    connection with the same parameters, right after each statement runs."""
+    nodes: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if f"FROM {table}" in statement:
+            with cursor.connection.cursor() as explaining:
+                explaining.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+                nodes.extend(_node_types(explaining.fetchone()[0][0]["Plan"]))
+
+    event.listen(engine, "after_cursor_execute", explain)
+    try:
+        run()
+    finally:
+        event.remove(engine, "after_cursor_execute", explain)
+    return nodes
+
+
+def _node_types(node: dict[str, Any]) -> list[str]:
+    return [node["Node Type"], *(t for child in node.get("Plans", []) for t in _node_types(child))]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(never_analysed, id="votes the planner never analysed"),
+        pytest.param(lambda e: sql(e, "ANALYZE votes"), id="votes analysed while there were none"),
+    ],
+)
+def test_the_results_count_every_vote_by_hashing_whatever_the_planner_believes(
+    engine: Engine, state: Callable[[Engine], None]
+) -> None:
+    consultations_and_people(engine, 1)
+    state(engine)
+    votes(engine)  # the vote runs: the table fills after the statistics
+    sessions: sessionmaker[Session] = make_sessionmaker(engine)
+    counted: list[results.ResultsReport] = []
+    nodes = plan_nodes(engine, "votes", lambda: counted.append(results.results(sessions, "c1")))
+    assert sum(c.votes for c in counted[0].circuits) == ROWS - ROWS // 10
+    assert "Aggregate" in nodes, nodes
+    assert "Sort" not in nodes, f"the count sorted the votes: {nodes}"
