@@ -33,7 +33,8 @@ class Ledger(Protocol):
     def cast(self, voter: Voter, option: int) -> str: ...
 
     def fingerprint(self, national_id: str) -> str:
-        """How the context writes a voter's ID: a keyed hash, so the session store holds none."""
+        """How the context writes a voter's ID: a keyed hash, so the session store holds none
+        in clear (the vote's copy is sealed, as in the registry)."""
         ...
 
 
@@ -43,6 +44,9 @@ class Voter:
     national_id: str  # its fingerprint (see Ledger.fingerprint), never the ID itself
     circuit_id: int
     age_ok: bool = True
+    # The registry's encrypted copy of the ID, as stored, for the vote's message; "" in a
+    # session saved before it was kept, whose vote reads the ID from the registry instead.
+    sealed_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,9 @@ class HopLedger:
         return privacy.digest(national_id)
 
     def _national_id(self, voter: Voter) -> str:
-        """The worker tells the people on a phone apart by ID; the session holds only hashes."""
+        """The worker tells the people on a phone apart by ID: the session holds it sealed."""
+        if voter.sealed_id:
+            return privacy.keys().open(voter.sealed_id)
         with self.web.lookups() as session:
             return session.scalars(
                 select(PersonRow.national_id_clear).where(PersonRow.id == voter.person_id)
@@ -139,14 +141,14 @@ def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
         )
         if consultation is None:
             return Context(closed="ussd_no_consultation"), preferred or catalogue.DEFAULT_LOCALE
-        people = ballot_box.registered_on_phone(session, consultation.id, phone)
-        ballots = ballot_box.ballots(session, {p.circuit_id for p in people})
+        people, ballots = ballot_box.registered_with_ballots(session, consultation.id, phone)
     voters = tuple(
         Voter(
             p.person_id,
             p.national_id_digest,
             p.circuit_id,
             rules.age_allowed(consultation, p.birth_date),
+            p.national_id_sealed,
         )
         for p in people
     )

@@ -7,13 +7,15 @@ the receipt first given and put nothing in twice; with Redis down the vote goes 
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from datetime import date
 
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway import inbox
 from gateway.models import InboundRow, VoteRow
@@ -90,3 +92,50 @@ def test_with_redis_refusing_the_vote_the_database_takes_it(
     redis.delete(inbox.INBOX)
     drain(rt)
     assert receipt_on(screen) in replies_to(rt, ANA)[0]
+
+
+def statements_in(client: FlaskClient, hop: Callable[[], object]) -> list[str]:
+    """The SQL the web app ran for one hop."""
+    engine = client.application.extensions["consulta"].engine
+    ran: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *_: object) -> None:
+        ran.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        hop()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return ran
+
+
+def test_a_dial_reads_the_callers_people_and_ballots_in_one_statement_and_the_vote_reads_none(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    dial = statements_in(client, lambda: at_hop(client, "ATr4", ANA, ""))
+    on_people = [s for s in dial if "FROM people" in s]
+    assert len(on_people) == 1, dial
+    assert "options" in on_people[0], dial
+    assert not [s for s in dial if "FROM options" in s and s not in on_people], dial
+    at_dial(client, "ATr4", ANA, "1", "3")
+    confirm = statements_in(client, lambda: at_hop(client, "ATr4", ANA, "1*3*1"))
+    assert confirm == []
+    drain(rt)
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(VoteRow)) == 1
+
+
+def test_a_session_saved_before_the_sealed_id_was_kept_still_votes_as_its_voter(
+    client: FlaskClient, rt: Runtime, registry: None, redis: Redis
+) -> None:
+    at_dial(client, "ATr5", ANA, "1", "3")
+    for key in redis.keys("consulta:ussd:*"):  # the session as an older release saved it
+        saved = json.loads(redis.get(key))
+        for voter in saved["context"]["voters"]:
+            del voter["sealed_id"]
+        redis.set(key, json.dumps(saved))
+    screen = at_hop(client, "ATr5", ANA, "1*3*1").get_data(as_text=True)
+    drain(rt)
+    with rt.sessions() as session:
+        assert list(session.scalars(select(VoteRow.receipt))) == [receipt_on(screen)]
