@@ -18,6 +18,7 @@ from gateway.models import (
     OptionRow,
     ParticipationRow,
     PersonRow,
+    PhonePreferenceRow,
     PhoneRow,
     VoteRow,
 )
@@ -45,6 +46,19 @@ def consultation_from_row(row: ConsultationRow) -> Consultation:
 
 def all_consultations(session: Session) -> list[Consultation]:
     return [consultation_from_row(r) for r in session.scalars(select(ConsultationRow))]
+
+
+def consultations_and_language(
+    session: Session, phone: str
+) -> tuple[list[Consultation], str | None]:
+    """Every consultation, and the language this phone asked for, if any, in one round trip:
+    what a USSD dial reads first. The language rides on each consultation's row, so with no
+    consultation at all it takes a second query."""
+    language = select(PhonePreferenceRow.language).where(PhonePreferenceRow.phone == phone)
+    rows = session.execute(select(ConsultationRow, language.scalar_subquery())).all()
+    if not rows:
+        return [], session.scalar(language)
+    return [consultation_from_row(row) for row, _ in rows], rows[0][1]
 
 
 def people_by_phone(

@@ -135,10 +135,8 @@ def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tup
 def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
     """Everything the menu will need, read once at the first hop."""
     with web.lookups() as session:
-        consultation = rules.consultation_for(ballot_box.all_consultations(session), utcnow())
-        preferred = session.scalar(
-            select(PhonePreferenceRow.language).where(PhonePreferenceRow.phone == phone)
-        )
+        consultations, preferred = ballot_box.consultations_and_language(session, phone)
+        consultation = rules.consultation_for(consultations, utcnow())
         if consultation is None:
             return Context(closed="ussd_no_consultation"), preferred or catalogue.DEFAULT_LOCALE
         people, ballots = ballot_box.registered_with_ballots(session, consultation.id, phone)

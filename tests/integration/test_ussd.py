@@ -9,8 +9,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from gateway.models import InboundRow, VoteRow
+from gateway.models import InboundRow, PhonePreferenceRow, VoteRow
 from gateway.settings import Settings
+from gateway.sql import upsert
 from tests.integration.test_sms_pipeline import ANA, post_sms, replies_to
 from tests.support.factories import seed
 from tests.support.pipeline import drain
@@ -118,6 +119,23 @@ def test_the_menu_speaks_english_after_choosing_it(
     post_sms(client, ANA, "AYUDA")
     drain(rt)
     assert replies_to(rt, ANA)[-1].startswith("To vote")  # the SMS follow the USSD choice
+
+
+@pytest.mark.parametrize(
+    ("consultations", "heard"),
+    [
+        pytest.param(True, "Consultation", id="with a consultation open"),
+        pytest.param(False, "There is no consultation", id="with no consultation at all"),
+    ],
+)
+def test_a_phone_that_chose_english_hears_english_when_it_dials_again(
+    client: FlaskClient, rt: Runtime, consultations: bool, heard: str
+) -> None:
+    with rt.sessions() as session, session.begin():
+        upsert(session, PhonePreferenceRow, {"phone": ANA, "language": "en"}, key="phone")
+    if consultations:
+        seed(rt.sessions, ballots={"C1": 5}, people=[("V12345678", "C1", date(1990, 5, 1), [ANA])])
+    assert heard in at_dial(client, "ATagain", ANA)[0]
 
 
 def test_a_shared_phone_is_asked_for_the_id_and_votes_on_that_ballot(
