@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.settings import Settings
+from workers import reply_limits
 from workers.reply_limits import in_regions
 
 
@@ -89,3 +93,25 @@ def test_a_reply_goes_only_to_a_phone_number_in_an_allowed_region(
     recipient: str, regions: frozenset[str] | None, allowed: bool
 ) -> None:
     assert in_regions(recipient, regions) is allowed
+
+
+LONE_AND_SHARED = [frozenset({"VE"}), frozenset({"VE", "KE"}), frozenset({"US"}), frozenset({"GB"})]
+CALLING_CODES = ["+58", "+254", "+1", "+44", "+5", "+580", "+7", ""]
+
+
+@hypothesis.settings(max_examples=3000, deadline=None)
+@hypothesis.example(code="+58", rest="4141234567", regions=frozenset({"VE"}))  # a mobile
+@hypothesis.example(code="+58", rest="0414123456", regions=frozenset({"VE"}))  # a trunk 0
+@hypothesis.example(code="+58", rest="2125550", regions=frozenset({"VE"}))  # local only
+@hypothesis.example(code="+58", rest="414123456", regions=frozenset({"VE"}))  # a digit short
+@hypothesis.example(code="+58", rest="４１４１２３４５６７", regions=frozenset({"VE"}))  # not ASCII
+@given(
+    code=st.sampled_from(CALLING_CODES),
+    rest=st.text(alphabet="0123456789", max_size=14) | st.text(max_size=14),
+    regions=st.sampled_from(LONE_AND_SHARED),
+)
+def test_the_quick_region_check_agrees_with_the_full_parse(
+    code: str, rest: str, regions: frozenset[str]
+) -> None:
+    recipient = code + rest
+    assert in_regions(recipient, regions) is reply_limits._parsed_in(recipient, regions)
