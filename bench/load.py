@@ -265,7 +265,8 @@ async def ussd_caller(  # noqa: PLR0913
     record: UssdRecord,
     stop: asyncio.Event,
 ) -> None:
-    connection = wire.Connection(spec["host"], spec["port"], 15.0)  # Africa's Talking's limit
+    port = config.get("port", spec["port"])  # USSD may have a gunicorn of its own
+    connection = wire.Connection(spec["host"], port, 15.0)  # Africa's Talking's limit
     jitter = random.Random(slot)  # noqa: S311 - pacing, not a secret
     think = config["think"]
     if await paused(stop, jitter.uniform(0, think)):

@@ -2,7 +2,8 @@
 
     python -m bench.pipeline [--database postgresql|sqlite] [--workers N | --workers 1,2,4]
                              [--rate R | --max] [--seconds 60] [--people 1000000]
-                             [--ack-after database|redis] [--ussd-sessions 200] [--profile]
+                             [--ack-after database|redis] [--ussd-sessions 200] [--ussd-web 1]
+                             [--profile]
 
 See docs/performance.md for every option, how each figure is measured, and results.
 
@@ -17,7 +18,10 @@ synthetic consultation of 5,400 circuits with 5-7 options and --people voters th
    N `consulta worker --queue intake` and one `consulta worker --queue replies`, driven by a
    separate load process (bench/load.py) with signed Twilio webhooks at --rate per second (or
    --max) for --seconds, ~5% re-sent MessageSids and ~5% invalid messages mixed in, while
-   --ussd-sessions Africa's Talking sessions vote at a human pace alongside.
+   --ussd-sessions Africa's Talking sessions vote at a human pace alongside, on a gunicorn of
+   their own with --ussd-web processes (as docs/capacity.md deploys them: the load balancer routes
+   /ussd/ to a pool of its own), or on the SMS webhooks' one with --ussd-web 0 (every run before
+   2026-12-01's run 103).
 
 For each step it prints webhook throughput and latency, confirmed votes/s counted from the
 database, acknowledgement-to-stored latency, USSD hop latency, CPU and peak RSS per process, and
@@ -65,6 +69,7 @@ class Options:
     out: Path
     ack_after: str
     send_replies: bool = False
+    ussd_web: int = 1  # gunicorn processes of a pool of USSD's own; 0: it shares the SMS one
 
     @property
     def mode(self) -> str:
@@ -90,6 +95,13 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--connections", type=int, default=64, help="keep-alive SMS connections")
     parser.add_argument("--ussd-sessions", type=int, default=200, help="USSD sessions in flight")
     parser.add_argument("--ussd-think", type=float, default=5.0, help="mean seconds between keys")
+    parser.add_argument(
+        "--ussd-web",
+        type=int,
+        default=1,
+        help="USSD on a gunicorn of its own with N processes, as docs/capacity.md deploys it "
+        "(default 1; 0: one gunicorn for everything, as every run before 2026-12-01's run 103)",
+    )
     parser.add_argument("--ceiling-seconds", type=float, default=CEILING_SECONDS, help="0: skip")
     parser.add_argument(
         "--appendfsync",
@@ -127,6 +139,8 @@ def parse(argv: Sequence[str] | None) -> Options:
         parser.error("--seconds and --connections must be positive, the USSD options not negative")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
+    if not 0 <= args.ussd_web <= 8:
+        parser.error("--ussd-web must be 0..8")
     rate = None if args.max or (args.rate is None and len(workers) > 1) else (args.rate or 1000.0)
     return Options(
         args.database,
@@ -145,6 +159,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         args.out,
         args.ack_after,
         args.send_replies,
+        args.ussd_web,
     )
 
 
@@ -241,7 +256,12 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
         "maxmemory-policy noeviction",
         f"load        {'--max' if options.rate is None else f'{options.rate:g} webhooks/s'} for "
         f"{options.seconds:g} s over {options.connections} keep-alive connections; "
-        f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s",
+        f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s"
+        + (
+            f", on a gunicorn of their own (WEB_CONCURRENCY={options.ussd_web})"
+            if options.ussd_web
+            else ", on the same gunicorn"
+        ),
     ]
 
 

@@ -105,6 +105,20 @@ class StepRun:
             )
             stack.wait_healthy(web, port)
             roots = {"web": web.pid, "redis": self.redis_pid}
+            ussd_port = port
+            if self.options.ussd_web and self.options.ussd_sessions:
+                # The same `consulta web`, another port: what a load balancer sending /ussd/ to
+                # a pool of its own would put behind it. Its role starts with "web ", so its CPU
+                # counts with the web's.
+                ussd_port = stack.free_port()
+                ussd_env = {**env, "PORT": str(ussd_port)}
+                ussd_env["WEB_CONCURRENCY"] = str(self.options.ussd_web)
+                ussd_log = self.folder / f"web-ussd-{self.index}.log"
+                ussd_web = processes.enter_context(
+                    stack.started(self._web_argv(), ussd_env, ussd_log)
+                )
+                stack.wait_healthy(ussd_web, ussd_port)
+                roots["web ussd"] = ussd_web.pid
             if self.provider_pid:
                 roots["provider stand-in"] = self.provider_pid
             for n in range(1, self.workers + 1):
@@ -135,6 +149,7 @@ class StepRun:
                 self.folder,
                 self.options.mode,
                 self.options.seconds,
+                ussd_port,
             )
             meter, out_dir, queues = drive(
                 spec, roots, self.database_name, self.folder, out, self.redis_url
@@ -182,6 +197,7 @@ def load_spec(
     folder: Path,
     mode: str,
     seconds: float,
+    ussd_port: int | None = None,
 ) -> dict[str, Any]:
     """What the load process sends in one step, and which slice of the registry it votes with."""
     count = math.ceil((options.rate if mode == "rate" and options.rate else MAX_MODE_CAP) * seconds)
@@ -216,6 +232,7 @@ def load_spec(
     if workers:
         spec["ussd"] = {
             "path": f"/ussd/africastalking/{env['AFRICASTALKING_SECRET']}",
+            "port": ussd_port or port,
             "sessions": options.ussd_sessions,
             "think": options.ussd_think,
             "tag": f"s{index}",
