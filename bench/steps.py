@@ -111,8 +111,9 @@ class StepRun:
                 # a pool of its own would put behind it. Its role starts with "web ", so its CPU
                 # counts with the web's.
                 ussd_port = stack.free_port()
-                ussd_env = {**env, "PORT": str(ussd_port)}
-                ussd_env["WEB_CONCURRENCY"] = str(self.options.ussd_web)
+                ussd_env = {
+                    **env, "PORT": str(ussd_port), "WEB_CONCURRENCY": str(self.options.ussd_web)
+                }
                 ussd_log = self.folder / f"web-ussd-{self.index}.log"
                 ussd_web = processes.enter_context(
                     stack.started(self._web_argv(), ussd_env, ussd_log)
