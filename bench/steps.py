@@ -112,7 +112,9 @@ class StepRun:
                 # counts with the web's.
                 ussd_port = stack.free_port()
                 ussd_env = {
-                    **env, "PORT": str(ussd_port), "WEB_CONCURRENCY": str(self.options.ussd_web)
+                    **env,
+                    "PORT": str(ussd_port),
+                    "WEB_CONCURRENCY": str(self.options.ussd_web),
                 }
                 ussd_log = self.folder / f"web-ussd-{self.index}.log"
                 ussd_web = processes.enter_context(
