@@ -70,6 +70,9 @@ class Options:
     ack_after: str
     send_replies: bool = False
     ussd_web: int = 1  # gunicorn processes of a pool of USSD's own; 0: it shares the SMS one
+    load_nice: int = 0  # the load process's niceness: below 0, it is served before the gateway
+    ussd_nice: int = 0  # the USSD pool's niceness (with --ussd-web)
+    ussd_redis: str = "own"  # "own": USSD sessions on a Redis without AOF; "shared": the inbox's
 
     @property
     def mode(self) -> str:
@@ -101,6 +104,28 @@ def parse(argv: Sequence[str] | None) -> Options:
         default=1,
         help="USSD on a gunicorn of its own with N processes, as docs/capacity.md deploys it "
         "(default 1; 0: one gunicorn for everything, as every run before 2026-12-01's run 103)",
+    )
+    parser.add_argument(
+        "--load-nice",
+        type=int,
+        default=0,
+        help="the load process's niceness, in both phases (-10: it is served before the gateway, "
+        "as the provider's own servers would be; needs root)",
+    )
+    parser.add_argument(
+        "--ussd-nice",
+        type=int,
+        default=0,
+        help="the USSD pool's niceness (-5: its hops are served before the SMS and the workers, "
+        "as on CPUs of its own; needs root)",
+    )
+    parser.add_argument(
+        "--ussd-redis",
+        choices=("own", "shared"),
+        default="own",
+        help="USSD sessions on a redis-server of their own without AOF (USSD_REDIS_URL), as "
+        "docs/capacity.md deploys them (default), or on the inbox's, as every run before "
+        "2026-12-01's run 120",
     )
     parser.add_argument("--ceiling-seconds", type=float, default=CEILING_SECONDS, help="0: skip")
     parser.add_argument(
@@ -160,6 +185,9 @@ def parse(argv: Sequence[str] | None) -> Options:
         args.ack_after,
         args.send_replies,
         args.ussd_web,
+        args.load_nice,
+        args.ussd_nice,
+        args.ussd_redis,
     )
 
 
@@ -198,6 +226,12 @@ def run(options: Options, folder: Path, out: Output) -> bool:
         )
         env = stack.gateway_env(database_url, redis_url, stack.free_port())
         env["ACK_AFTER"] = options.ack_after
+        ussd_redis_pid = None
+        if options.ussd_redis == "own":
+            env["USSD_REDIS_URL"], ussd_redis = stack_.enter_context(
+                stack.redis_server(folder, "no", name="redis-ussd")
+            )
+            ussd_redis_pid = ussd_redis.pid
         provider_pid = None
         if options.send_replies:
             url, provider_pid = stack_.enter_context(
@@ -216,8 +250,9 @@ def run(options: Options, folder: Path, out: Output) -> bool:
         counts, steps = db.counts(), []
         for index, workers in enumerate(options.workers):
             run_ = StepRun(
-                options, env, folder, index, workers, redis.pid, database_name, provider_pid
-            )
+                options, env, folder, index, workers, redis.pid, database_name, provider_pid,
+                ussd_redis_pid,
+            )  # fmt: skip
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
         out("", "## Results", "")
@@ -253,15 +288,22 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
         if options.database == "postgresql"
         else "stores      SQLite file (WAL, synchronous=FULL)",
         f"            Redis: own redis-server, appendonly yes, appendfsync {options.appendfsync}, "
-        "maxmemory-policy noeviction",
+        "maxmemory-policy noeviction"
+        + (
+            "; USSD sessions on a second one without AOF (USSD_REDIS_URL)"
+            if options.ussd_redis == "own"
+            else "; USSD sessions on the same one"
+        ),
         f"load        {'--max' if options.rate is None else f'{options.rate:g} webhooks/s'} for "
         f"{options.seconds:g} s over {options.connections} keep-alive connections; "
         f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s"
         + (
-            f", on a gunicorn of their own (WEB_CONCURRENCY={options.ussd_web})"
+            f", on a gunicorn of their own (WEB_CONCURRENCY={options.ussd_web}, "
+            f"nice {options.ussd_nice})"
             if options.ussd_web
             else ", on the same gunicorn"
-        ),
+        )
+        + f"; load process at nice {options.load_nice}",
     ]
 
 

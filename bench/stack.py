@@ -39,6 +39,7 @@ PROVIDER_VARIABLES = (
     "USSD_ALLOWED_NETWORKS",
     "DATABASE_URL",
     "REDIS_URL",
+    "USSD_REDIS_URL",
 )
 
 
@@ -49,10 +50,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server(folder: Path, appendfsync: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Our own redis-server: AOF with `appendfsync`, no RDB snapshots, never evicting a key."""
+def redis_server(
+    folder: Path, appendfsync: str, name: str = "redis"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Our own redis-server: AOF with `appendfsync` ("no": no AOF at all, for what a restart may
+    lose), no RDB snapshots, never evicting a key."""
     port = free_port()
-    data = folder / "redis"
+    data = folder / name
     data.mkdir()
     argv = [
         "redis-server",
@@ -62,10 +66,9 @@ def redis_server(folder: Path, appendfsync: str) -> Iterator[tuple[str, subproce
         "127.0.0.1",
         "--dir",
         str(data),
-        "--appendonly",
-        "yes",
+        *(("--appendonly", "no") if appendfsync == "no" else ("--appendonly", "yes")),
         "--appendfsync",
-        appendfsync,
+        "everysec" if appendfsync == "no" else appendfsync,
         "--save",
         "",
         "--maxmemory",
@@ -73,9 +76,9 @@ def redis_server(folder: Path, appendfsync: str) -> Iterator[tuple[str, subproce
         "--maxmemory-policy",
         "noeviction",
         "--logfile",
-        str(folder / "redis.log"),
+        str(folder / f"{name}.log"),
     ]
-    with started(argv, os.environ.copy(), folder / "redis.out") as process:
+    with started(argv, os.environ.copy(), folder / f"{name}.out") as process:
         url = f"redis://127.0.0.1:{port}/0"
         _wait(lambda: _redis_answers(port), process, "redis-server")
         yield url, process

@@ -86,10 +86,11 @@ class StepRun:
         redis_pid: int,
         database_name: str | None,
         provider_pid: int | None = None,  # the stand-in for Twilio's API, with --send-replies
+        ussd_redis_pid: int | None = None,  # the USSD sessions' redis-server, if one of their own
     ) -> None:
         self.options, self.env, self.folder, self.index = options, env, folder, index
         self.workers, self.redis_pid, self.database_name = workers, redis_pid, database_name
-        self.provider_pid = provider_pid
+        self.provider_pid, self.ussd_redis_pid = provider_pid, ussd_redis_pid
         self.redis_url = env["REDIS_URL"]
 
     def measure(
@@ -105,6 +106,8 @@ class StepRun:
             )
             stack.wait_healthy(web, port)
             roots = {"web": web.pid, "redis": self.redis_pid}
+            if self.ussd_redis_pid:  # "redis …": its CPU counts with Redis's
+                roots["redis ussd"] = self.ussd_redis_pid
             ussd_port = port
             if self.options.ussd_web and self.options.ussd_sessions:
                 # The same `consulta web`, another port: what a load balancer sending /ussd/ to
@@ -121,6 +124,8 @@ class StepRun:
                     stack.started(self._web_argv(), ussd_env, ussd_log)
                 )
                 stack.wait_healthy(ussd_web, ussd_port)
+                if self.options.ussd_nice:  # the master and its workers: one process group
+                    os.setpriority(os.PRIO_PGRP, ussd_web.pid, self.options.ussd_nice)
                 roots["web ussd"] = ussd_web.pid
             if self.provider_pid:
                 roots["provider stand-in"] = self.provider_pid
@@ -231,6 +236,7 @@ def load_spec(
         "ussd": None,
         "probes": None,
         "drain_seconds": 0,
+        "nice": options.load_nice,
     }
     if workers:
         spec["ussd"] = {
@@ -262,6 +268,8 @@ def drive(
     log = (folder / f"{Path(spec['out']).name}.log").open("ab")
     with load_process(spec_path, log) as load:
         ready = expect(load, "READY")
+        if ready["nice"] != spec["nice"]:
+            out(f"note        the load process runs at nice {ready['nice']}, not {spec['nice']}")
         if ready["reused_voters"]:
             out(
                 f"note        {ready['reused_voters']:,} first votes reuse a voter: the registry "

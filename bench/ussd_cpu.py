@@ -2,6 +2,7 @@
 option, 1) called through WSGI in this process, one hop after another.
 
     REDIS_URL=redis://127.0.0.1:6379/14 python -m bench.ussd_cpu [--sessions 2000] [--rounds 2]
+        [--profile dial|vote|option|confirm]
 
 Each round makes a scratch PostgreSQL database on 127.0.0.1:5432, seeds it as `bench.ussd` does
 (10,000 people over 100 circuits, one open consultation), builds `gateway.app.create_app` with
@@ -14,8 +15,10 @@ by REDIS_URL is flushed before and after: give it one of its own. Figures in doc
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import os
+import pstats
 import secrets
 import sys
 import tempfile
@@ -47,21 +50,31 @@ def environ(form: dict[str, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def hop(app: Callable[..., Iterable[bytes]], form: dict[str, str]) -> tuple[str, str, float]:
-    """(status, screen, CPU seconds) of one hop."""
+def hop(
+    app: Callable[..., Iterable[bytes]],
+    form: dict[str, str],
+    profile: cProfile.Profile | None = None,
+) -> tuple[str, str, float]:
+    """(status, screen, CPU seconds) of one hop, profiled if given a profiler."""
     statuses: list[str] = []
 
     def start_response(status: str, _headers: Any, _exc: Any = None) -> None:
         statuses.append(status)
 
     started = time.process_time()
+    if profile:
+        profile.enable()
     answer = app(environ(form), start_response)
     body = b"".join(answer)
     getattr(answer, "close", lambda: None)()
+    if profile:
+        profile.disable()
     return statuses[0], body.decode(), time.process_time() - started
 
 
-def one_round(sessions: int, redis_url: str) -> dict[str, float]:
+def one_round(
+    sessions: int, redis_url: str, profiled: tuple[str, cProfile.Profile] | None = None
+) -> dict[str, float]:
     """CPU ms per hop, by hop, over `sessions` whole votes on a fresh database."""
     from gateway import privacy
     from gateway.app import create_app
@@ -82,21 +95,28 @@ def one_round(sessions: int, redis_url: str) -> dict[str, float]:
         app = create_app(Settings.from_env().with_(database_url=url))
         try:
             for index, caller in enumerate(callers):
-                _vote(app, index, caller, spent)
+                _vote(app, index, caller, spent, profiled)
         finally:
             app.extensions["consulta"].engine.dispose()
     Redis.from_url(redis_url).flushdb()
     return {name: 1000 * seconds / sessions for name, seconds in spent.items()}
 
 
-def _vote(app: Any, index: int, caller: ussd.Caller, spent: dict[str, float]) -> None:
+def _vote(
+    app: Any,
+    index: int,
+    caller: ussd.Caller,
+    spent: dict[str, float],
+    profiled: tuple[str, cProfile.Profile] | None,
+) -> None:
     form = {
         "sessionId": f"ATUid_cpu{index:06d}", "phoneNumber": caller.phone,
         "networkCode": "73401", "serviceCode": "*123#",
     }  # fmt: skip
     screens = ussd.expected_screens(caller.option)
     for name, (text, prefix, words) in zip(ussd.HOPS, screens, strict=True):
-        status, screen, seconds = hop(app, {**form, "text": text})
+        profile = profiled[1] if profiled and profiled[0] == name else None
+        status, screen, seconds = hop(app, {**form, "text": text}, profile)
         if not status.startswith("200") or not screen.startswith(prefix) or words not in screen:
             raise SystemExit(f"session {index}, {name}: {status} {screen[:80]!r}")
         spent[name] += seconds
@@ -106,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ussd_cpu", description=__doc__)
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--profile", choices=ussd.HOPS, help="cProfile that hop's CPU (slower): top 40, cumulative"
+    )
     options = parser.parse_args(argv)
     if not 1 <= options.sessions <= PEOPLE:
         raise SystemExit(f"--sessions must be 1..{PEOPLE}: one per person")
@@ -117,11 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         CONSULTA_SECRET=os.environ.get("CONSULTA_SECRET") or secrets.token_urlsafe(48),
     )  # fmt: skip
     Redis.from_url(redis_url).flushdb()
+    # CPU time, not wall time: waiting for PostgreSQL or Redis is theirs
+    profile = cProfile.Profile(time.process_time) if options.profile else None
+    profiled = (options.profile, profile) if profile else None
     print(f"sessions    {options.sessions} whole votes (4 hops) per round, {options.rounds} rounds")
     for round_ in range(1, options.rounds + 1):
-        per_hop = one_round(options.sessions, redis_url)
+        per_hop = one_round(options.sessions, redis_url, profiled)
         hops = "  ".join(f"{name} {ms:.3f}" for name, ms in per_hop.items())
         print(f"round {round_}     {hops}  session {sum(per_hop.values()):.3f} ms CPU")
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+        print(out.getvalue())
     return 0
 
 

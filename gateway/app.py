@@ -24,6 +24,12 @@ class WebState:
     redis: Redis
     dialect: str  # "postgresql" or "sqlite": the two speak ON CONFLICT a little differently
     lookups: sessionmaker[Session]  # reads only (see gateway.db.make_lookups)
+    ussd_sessions: Redis | None = None  # USSD_REDIS_URL's; None: the sessions live in `redis`
+
+    @property
+    def ussd_redis(self) -> Redis:
+        """Where USSD sessions are kept between hops."""
+        return self.ussd_sessions or self.redis
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -41,9 +47,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings,
         engine,
         make_sessionmaker(engine),
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+        _redis(settings.redis_url),
         engine.dialect.name,
         make_lookups(engine),
+        _redis(settings.ussd_redis_url) if settings.ussd_redis_url else None,
     )
     from gateway import africastalking_sms, health, public, sms, sms_fast
     from gateway.ops import metrics as ops_metrics
@@ -68,3 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = fast  # type: ignore[method-assign]
     logging.getLogger(__name__).info("consulta web ready")
     return app
+
+
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

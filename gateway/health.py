@@ -1,4 +1,4 @@
-"""`GET /healthz`: can this process reach the database and Redis right now?"""
+"""`GET /healthz`: can this process reach the database and Redis (both, with USSD_REDIS_URL)?"""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ blueprint = Blueprint("health", __name__)
 def healthz() -> ResponseReturnValue:
     state = current_app.extensions["consulta"]
     checks = {"database": _check(lambda: _select_one(state)), "redis": _check(state.redis.ping)}
+    if state.ussd_sessions is not None:  # USSD_REDIS_URL: a second server this process needs
+        checks["ussd_redis"] = _check(state.ussd_sessions.ping)
     healthy = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if healthy else "degraded", **checks), 200 if healthy else 503
 

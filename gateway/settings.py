@@ -48,6 +48,10 @@ class Settings:
     redis_url: str | None = field(
         default=None, repr=False
     )  # None: only `consulta demo` may start an embedded server
+    # Where USSD sessions live between hops; None: in REDIS_URL's. A session is a menu position
+    # that a lost Redis costs a redial, so it needs no fsync, while with `appendfsync always` a
+    # hop on the inbox's Redis waits for the disk on every read and write.
+    ussd_redis_url: str | None = field(default=None, repr=False)
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_from: str | None = None
@@ -110,6 +114,7 @@ class Settings:
             "database_url": env.get("DATABASE_URL") or DEFAULT_SQLITE,
             "secret": env.get("CONSULTA_SECRET") or None,
             "redis_url": env.get("REDIS_URL") or None,
+            "ussd_redis_url": env.get("USSD_REDIS_URL") or None,
             "twilio_account_sid": env.get("TWILIO_ACCOUNT_SID") or None,
             "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or None,
             "twilio_from": env.get("TWILIO_FROM") or None,

@@ -89,7 +89,7 @@ class HopLedger:
 def answer(web: WebState, hop: UssdHop) -> Screen:
     settings = web.settings
     if hop.ends:
-        store.forget(web.redis, hop.provider, hop.session_id)
+        store.forget(web.ussd_redis, hop.provider, hop.session_id)
         return Screen("", end=True)
     session, inputs = _session_and_inputs(web, hop)
     state = session.state
@@ -105,7 +105,7 @@ def answer(web: WebState, hop: UssdHop) -> Screen:
     seen = session.seen + len(inputs) if hop.whole_path else 0
     kept = store.Session(state, session.context, seen)
     store.save(
-        web.redis, hop.provider, hop.session_id, hop.phone, kept,
+        web.ussd_redis, hop.provider, hop.session_id, hop.phone, kept,
         settings.ussd_session_seconds, settings.ussd_resume_seconds,
     )  # fmt: skip
     return Screen(text, end)
@@ -113,7 +113,7 @@ def answer(web: WebState, hop: UssdHop) -> Screen:
 
 def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tuple[str, ...]]:
     """The stored session and the inputs it has not walked yet; a new one if there is none."""
-    known = store.load(web.redis, hop.provider, hop.session_id)
+    known = store.load(web.ussd_redis, hop.provider, hop.session_id)
     if known is not None and known.state.step == "end":
         return replace(known, state=replace(known.state, end_key="ussd_ended", end_params={})), ()
     if known is not None:
@@ -125,7 +125,7 @@ def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tup
         # Hubtel's "latest input" for a session we never saw: we cannot know where it was.
         ended = State(step="end", end_key="ussd_ended")
         return store.Session(ended, Context()), ()
-    resumed = store.load_resumable(web.redis, hop.phone) if hop.starts else None
+    resumed = store.load_resumable(web.ussd_redis, hop.phone) if hop.starts else None
     if resumed is not None and resumed.state.step not in {"main", "end"}:
         return replace(resumed, state=replace(resumed.state, notice="ussd_resumed"), seen=0), ()
     context, locale = _read_context(web, hop.phone)
