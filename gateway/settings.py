@@ -48,7 +48,7 @@ class Settings:
     redis_url: str | None = field(
         default=None, repr=False
     )  # None: only `consulta demo` may start an embedded server
-    # Where USSD sessions live between hops; None: in REDIS_URL's. A session is a menu position
+    # Where USSD sessions and the hops' flood counters live; None: in REDIS_URL's. A session is a menu position
     # that a lost Redis costs a redial, so it needs no fsync, while with `appendfsync always` a
     # hop on the inbox's Redis waits for the disk on every read and write.
     ussd_redis_url: str | None = field(default=None, repr=False)

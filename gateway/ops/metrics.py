@@ -10,7 +10,7 @@ scrape costs a few aggregate queries over the message tables; at national scale 
 from __future__ import annotations
 
 import hmac
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,7 +110,10 @@ def flood_metrics(state: WebState) -> Iterator[Metric]:
         "Messages (USSD: hops) acknowledged but not stored, by channel and limit.",
         labels=["channel", "reason"],
     )
-    for (channel, reason), count in sorted(flood.refused_counts(state.redis).items()):
+    counts: Counter[tuple[str, str]] = Counter()
+    for redis in {id(r): r for r in (state.redis, state.ussd_redis)}.values():
+        counts.update(flood.refused_counts(redis))  # USSD's, with USSD_REDIS_URL, are kept there
+    for (channel, reason), count in sorted(counts.items()):
         refused.add_metric([channel, reason], count)
     yield refused
 

@@ -61,8 +61,10 @@ def _require_secret(given: str, expected: str | None) -> None:
 def _answer(state, hop) -> Screen:  # type: ignore[no-untyped-def]
     """The screen for this hop; an outage ends the session politely rather than with a 500."""
     # Checked before the session or the registry is read. The end of a session is exempt: it only
-    # forgets the session, and the aggregator, not the caller, sends it.
-    if not hop.ends and not flood.admit(state.redis, state.settings, flood.Channel.USSD, hop.phone):
+    # forgets the session, and the aggregator, not the caller, sends it. Counted where the
+    # sessions live: with USSD_REDIS_URL, a hop through the menu never waits for the inbox's fsync.
+    redis = state.ussd_redis
+    if not hop.ends and not flood.admit(redis, state.settings, flood.Channel.USSD, hop.phone):
         return TOO_MANY_HOPS
     try:
         return answer(state, hop)

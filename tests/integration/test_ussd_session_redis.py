@@ -1,9 +1,10 @@
-"""USSD_REDIS_URL: the menu's sessions in a Redis of their own, the votes still in the inbox's.
+"""USSD_REDIS_URL: the menu's sessions and hop counters in a Redis of their own, the votes still
+in the inbox's.
 
 With `appendfsync always` on the inbox's Redis every reply waits for the disk, reads included;
 a session is only a menu position, so it may live where nothing waits for an fsync
-(docs/performance.md, runs 118 and 119). These tests hold the split: where each key goes, and
-what a hop does when the sessions' Redis is down.
+(docs/performance.md, runs 116 to 119). These tests hold the split: where each key goes, what a
+hop does when the sessions' Redis is down, and that /metrics still counts every refusal.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from gateway import inbox
 from gateway.app import create_app
 from gateway.models import VoteRow
 from gateway.settings import Settings
+from gateway.ussd.views import TOO_MANY_HOPS
+from tests.integration.test_flood import METRICS_TOKEN, by_twilio, refused, scrape
 from tests.integration.test_sms_pipeline import ANA
 from tests.integration.test_ussd import AT_SECRET, at_dial, at_hop
 from tests.integration.test_ussd_redis_ack import receipt_on, rows
@@ -123,3 +126,24 @@ def test_without_a_ussd_redis_the_sessions_and_the_health_check_stay_with_the_on
         assert "ussd_redis" not in app.test_client().get("/healthz").get_json()
     finally:
         app.extensions["consulta"].engine.dispose()
+
+
+def test_a_hop_flood_is_counted_in_the_ussd_redis_and_shows_in_the_metrics_with_the_sms_ones(
+    settings: Settings, rt: Runtime, ussd_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METRICS_TOKEN", METRICS_TOKEN)  # read when the app is built
+    monkeypatch.delenv("METRICS_ALLOWED_NETWORKS", raising=False)
+    app = create_app(settings.with_(flood_ussd_hops_per_minute=2, flood_per_sender_per_minute=1))
+    try:
+        client = app.test_client()
+        screens = [at_hop(client, "ATs5", ANA, "").get_data(as_text=True) for _ in range(3)]
+        by_twilio(client, ANA)
+        by_twilio(client, ANA)  # one SMS over its own limit, counted in the inbox's Redis
+        metrics = scrape(client)
+    finally:
+        app.extensions["consulta"].engine.dispose()
+    assert TOO_MANY_HOPS.text in screens[2]
+    assert ussd_redis.keys("consulta:flood:ussd:*")
+    assert not rt.redis.keys("consulta:flood:ussd:*")
+    assert refused("ussd", "sender_minute", 1) in metrics
+    assert refused("sms", "sender_minute", 1) in metrics
