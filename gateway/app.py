@@ -28,7 +28,7 @@ class WebState:
 
     @property
     def ussd_redis(self) -> Redis:
-        """Where USSD sessions are kept between hops."""
+        """Where USSD sessions and the hops' flood counters are kept."""
         return self.ussd_sessions or self.redis
 
 

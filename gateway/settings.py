@@ -48,9 +48,9 @@ class Settings:
     redis_url: str | None = field(
         default=None, repr=False
     )  # None: only `consulta demo` may start an embedded server
-    # Where USSD sessions and the hops' flood counters live; None: in REDIS_URL's. A session is a menu position
-    # that a lost Redis costs a redial, so it needs no fsync, while with `appendfsync always` a
-    # hop on the inbox's Redis waits for the disk on every read and write.
+    # Where USSD sessions and the hops' flood counters live; None: in REDIS_URL's. A session is a
+    # menu position that a lost Redis costs a redial, so it needs no fsync, while with
+    # `appendfsync always` a hop on the inbox's Redis waits for the disk on every read and write.
     ussd_redis_url: str | None = field(default=None, repr=False)
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
