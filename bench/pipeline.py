@@ -229,7 +229,7 @@ def run(options: Options, folder: Path, out: Output) -> bool:
         ussd_redis_pid = None
         if options.ussd_redis == "own":
             env["USSD_REDIS_URL"], ussd_redis = stack_.enter_context(
-                stack.redis_server(folder, "no", name="redis-ussd")
+                stack.redis_server(folder, None, name="redis-ussd")
             )
             ussd_redis_pid = ussd_redis.pid
         provider_pid = None
@@ -290,7 +290,7 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
         f"            Redis: own redis-server, appendonly yes, appendfsync {options.appendfsync}, "
         "maxmemory-policy noeviction"
         + (
-            "; USSD sessions on a second one without AOF (USSD_REDIS_URL)"
+            "; USSD sessions and hop counters on a second one without AOF (USSD_REDIS_URL)"
             if options.ussd_redis == "own"
             else "; USSD sessions on the same one"
         ),

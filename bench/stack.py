@@ -51,9 +51,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def redis_server(
-    folder: Path, appendfsync: str, name: str = "redis"
+    folder: Path, appendfsync: str | None, name: str = "redis"
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Our own redis-server: AOF with `appendfsync` ("no": no AOF at all, for what a restart may
+    """Our own redis-server: AOF with `appendfsync` (None: no AOF at all, for what a restart may
     lose), no RDB snapshots, never evicting a key."""
     port = free_port()
     data = folder / name
@@ -66,9 +66,8 @@ def redis_server(
         "127.0.0.1",
         "--dir",
         str(data),
-        *(("--appendonly", "no") if appendfsync == "no" else ("--appendonly", "yes")),
-        "--appendfsync",
-        "everysec" if appendfsync == "no" else appendfsync,
+        *(("--appendonly", "no") if appendfsync is None else ("--appendonly", "yes")),
+        *(() if appendfsync is None else ("--appendfsync", appendfsync)),
         "--save",
         "",
         "--maxmemory",

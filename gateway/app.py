@@ -29,7 +29,7 @@ class WebState:
     @property
     def ussd_redis(self) -> Redis:
         """Where USSD sessions and the hops' flood counters are kept."""
-        return self.ussd_sessions or self.redis
+        return self.redis if self.ussd_sessions is None else self.ussd_sessions
 
 
 def create_app(settings: Settings | None = None) -> Flask:

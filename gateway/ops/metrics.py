@@ -110,9 +110,9 @@ def flood_metrics(state: WebState) -> Iterator[Metric]:
         "Messages (USSD: hops) acknowledged but not stored, by channel and limit.",
         labels=["channel", "reason"],
     )
-    counts: Counter[tuple[str, str]] = Counter()
-    for redis in {id(r): r for r in (state.redis, state.ussd_redis)}.values():
-        counts.update(flood.refused_counts(redis))  # USSD's, with USSD_REDIS_URL, are kept there
+    counts = Counter(flood.refused_counts(state.redis))
+    if state.ussd_sessions is not None:  # USSD_REDIS_URL: the hops' refusals are counted there
+        counts.update(flood.refused_counts(state.ussd_sessions))
     for (channel, reason), count in sorted(counts.items()):
         refused.add_metric([channel, reason], count)
     yield refused

@@ -35,22 +35,24 @@ SESSION_KEYS = "consulta:ussd:*"
 
 
 @pytest.fixture
-def ussd_redis(redis_url: str) -> Iterator[Redis]:
+def ussd_redis_url(redis_url: str) -> str:
     """Another database of the tests' server: a keyspace of its own, over a real connection."""
     base, _, number = redis_url.rpartition("/")
-    client = Redis.from_url(f"{base}/{(int(number) + 8) % 16}")
+    return f"{base}/{(int(number) + 8) % 16}"
+
+
+@pytest.fixture
+def ussd_redis(ussd_redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(ussd_redis_url)
     client.flushdb()
     yield client
     client.flushdb()
 
 
 @pytest.fixture
-def settings(settings: Settings, ussd_redis: Redis) -> Settings:
-    url = ussd_redis.connection_pool.connection_kwargs
+def settings(settings: Settings, ussd_redis_url: str, ussd_redis: Redis) -> Settings:
     return settings.with_(
-        africastalking_secret=AT_SECRET,
-        ack_after="redis",
-        ussd_redis_url=f"redis://{url['host']}:{url['port']}/{url['db']}",
+        africastalking_secret=AT_SECRET, ack_after="redis", ussd_redis_url=ussd_redis_url
     )
 
 
