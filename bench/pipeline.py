@@ -39,11 +39,12 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import analysis, report, send_cpu, stack, synthetic
+from bench.report import Step
 from bench.steps import Output, StepRun, measure_ceiling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,29 +197,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop and drop everything
     out, stamp = Output(), datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     ok = False
+    try:
+        ok = run(options, out)
+    finally:
+        name = f"{stamp}-{options.database}-ack-{options.ack_after}-{options.mode}.txt"
+        write_raw(out.lines, options.out / name)
+    return 0 if ok else 1
+
+
+def write_raw(lines: Sequence[str], raw: Path) -> None:
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("\n".join(lines) + "\n")
+    shown = raw.relative_to(ROOT) if raw.is_relative_to(ROOT) else raw
+    print(f"raw output written to {shown}")
+
+
+def run(options: Options, out: Output) -> bool:
+    out(f"command     {shlex.join(['python', '-m', 'bench.pipeline', *sys.argv[1:]])}")
+    measured = measure(options, [(workers, options.rate) for workers in options.workers], out)
+    out("", "## Results", "")
+    for step in measured.steps:
+        out(
+            f"### {step.label}",
+            "",
+            *report.targets_table(step, measured.ceiling, options.database, options.mode),
+            "",
+        )
+    if len(measured.steps) > 1:
+        out("### Scale-out sweep", "", *report.sweep_table(measured.steps), "")
+    out(f"correctness {'every check passed' if measured.ok else 'SOME CHECKS FAILED (see above)'}")
+    return measured.ok
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one stack measured: its ceiling, then each phase in order."""
+
+    ceiling: Step | None
+    steps: list[Step]
+    registry_seconds: float  # the setup's `consulta registry import`
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for s in self.steps for c in s.figures.checks)
+
+
+def measure(options: Options, phases: Sequence[tuple[int, float | None]], out: Output) -> Measured:
+    """Start the stack once, load the registry, measure the ceiling, then each phase: (intake
+    workers, webhooks/s or None for --max). Everything started is stopped, the scratch database
+    dropped, also on failure or Ctrl-C."""
+    out(f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", *report.machine_lines())
     with tempfile.TemporaryDirectory(prefix="consulta-pipeline-") as folder:
         try:
-            ok = run(options, Path(folder), out)
+            return _measure(options, phases, Path(folder), out)
         except BaseException as error:
             out(f"ABORTED: {type(error).__name__}: {error}")
             stack.show_logs(Path(folder))
             raise
-        finally:
-            options.out.mkdir(parents=True, exist_ok=True)
-            name = f"{stamp}-{options.database}-ack-{options.ack_after}-{options.mode}.txt"
-            raw = options.out / name
-            raw.write_text("\n".join(out.lines) + "\n")
-            shown = raw.relative_to(ROOT) if raw.is_relative_to(ROOT) else raw
-            print(f"raw output written to {shown}")
-    return 0 if ok else 1
 
 
-def run(options: Options, folder: Path, out: Output) -> bool:
-    out(
-        f"command     {shlex.join(['python', '-m', 'bench.pipeline', *sys.argv[1:]])}",
-        f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
-        *report.machine_lines(),
-    )
+def _measure(
+    options: Options, phases: Sequence[tuple[int, float | None]], folder: Path, out: Output
+) -> Measured:
     with contextlib.ExitStack() as stack_:
         redis_url, redis = stack_.enter_context(stack.redis_server(folder, options.appendfsync))
         database_url, database_name = stack_.enter_context(
@@ -242,35 +282,25 @@ def run(options: Options, folder: Path, out: Output) -> bool:
                 TWILIO_FROM=send_cpu.STAND_IN_FROM,
                 TWILIO_API_BASE_URL=url,
             )
-        out(*settings_lines(options, env))
-        load_registry(options, env, folder, out)
+        out(*settings_lines(options, env, phases))
+        registry_seconds = load_registry(options, env, folder, out)
         ceiling = measure_ceiling(options, env, folder, redis.pid, out)
         db = analysis.Database(database_url)
         stack_.callback(db.close)
         counts, steps = db.counts(), []
-        for index, workers in enumerate(options.workers):
+        for index, (workers, rate) in enumerate(phases):
             run_ = StepRun(
-                options, env, folder, index, workers, redis.pid, database_name, provider_pid,
-                ussd_redis_pid,
+                replace(options, rate=rate), env, folder, index, workers, redis.pid,
+                database_name, provider_pid, ussd_redis_pid,
             )  # fmt: skip
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
-        out("", "## Results", "")
-        for step in steps:
-            out(
-                f"### {step.label}",
-                "",
-                *report.targets_table(step, ceiling, options.database, options.mode),
-                "",
-            )
-        if len(steps) > 1:
-            out("### Scale-out sweep", "", *report.sweep_table(steps), "")
-        ok = all(c.ok for s in steps for c in s.figures.checks)
-        out(f"correctness {'every check passed' if ok else 'SOME CHECKS FAILED (see above)'}")
-        return ok
+        return Measured(ceiling, steps, registry_seconds)
 
 
-def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
+def settings_lines(
+    options: Options, env: dict[str, str], phases: Sequence[tuple[int, float | None]]
+) -> list[str]:
     replies = (
         "replies sent to a local stand-in for Twilio's API (`--send-replies`; its CPU is "
         "metered apart, as the load generator's)"
@@ -282,8 +312,8 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
         f"gateway     gunicorn gthread WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')} x "
         f"WEB_THREADS={env.get('WEB_THREADS', '4')}; ACK_AFTER={env['ACK_AFTER']}; "
         f"BATCH_SIZE={env.get('BATCH_SIZE', '200')}; intake workers "
-        f"{','.join(map(str, options.workers))} + {options.reply_workers} replies worker(s); "
-        + replies,
+        f"{','.join(str(workers) for workers, _ in phases)} + {options.reply_workers} replies "
+        "worker(s); " + replies,
         f"stores      {options.database} (PostgreSQL 127.0.0.1:5432 shared server, scratch DB)"
         if options.database == "postgresql"
         else "stores      SQLite file (WAL, synchronous=FULL)",
@@ -294,7 +324,7 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
             if options.ussd_redis == "own"
             else "; USSD sessions on the same one"
         ),
-        f"load        {'--max' if options.rate is None else f'{options.rate:g} webhooks/s'} for "
+        f"load        {', then '.join(pace(rate) for _, rate in phases)} for "
         f"{options.seconds:g} s over {options.connections} keep-alive connections; "
         f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s"
         + (
@@ -307,8 +337,13 @@ def settings_lines(options: Options, env: dict[str, str]) -> list[str]:
     ]
 
 
-def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> None:
-    """The consultation, its ballots and its registry, through the real commands."""
+def pace(rate: float | None) -> str:
+    return "--max" if rate is None else f"{rate:g} webhooks/s"
+
+
+def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> float:
+    """The consultation, its ballots and its registry, through the real commands; returns the
+    registry import's seconds."""
     log = folder / "setup.log"
     ballots, registry = folder / "ballots.csv", folder / "registry.csv"
     options_written = synthetic.write_ballots(ballots)
@@ -341,6 +376,7 @@ def load_registry(options: Options, env: dict[str, str], folder: Path, out: Outp
         f"{options.people:,} people; `consulta registry import` {timings['registry']:.1f} s, "
         f"ballots {timings['ballots']:.1f} s, migrations {timings['upgrade']:.1f} s"
     )
+    return timings["registry"]
 
 
 if __name__ == "__main__":

@@ -135,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     # A SIGTERM unwinds like Ctrl-C does, so the scratch database is dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    files, run, stored = measure(options)
+    ok = report(options, files, run, stored)
+    return 0 if ok else 1
+
+
+def measure(options: Options) -> tuple[Files, Run, tuple[int, int]]:
+    """Write the files, make a scratch database, and run the import measured; returns the
+    people and phones stored."""
     with tempfile.TemporaryDirectory(prefix="consulta-bench-") as folder:
         work = Path(folder)
         files = write_files(options, work)
@@ -146,9 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             consulta("ballots", "import", SLUG, str(files.ballots), env=env)
             print(f"setup       {time.perf_counter() - started:.1f} s", flush=True)
             run = measured(["registry", "import", SLUG, str(files.registry)], env, work, url)
-            stored = stored_counts(url)
-    ok = report(options, files, run, stored)
-    return 0 if ok else 1
+            return files, run, stored_counts(url)
 
 
 # -- the files ------------------------------------------------------------------------------
@@ -394,7 +400,13 @@ def stored_counts(database_url: str) -> tuple[int, int]:
 # -- the report -----------------------------------------------------------------------------
 
 
-def report(options: Options, files: Files, run: Run, stored: tuple[int, int]) -> bool:
+def report(
+    options: Options,
+    files: Files,
+    run: Run,
+    stored: tuple[int, int],
+    argv: Sequence[str] | None = None,  # the options it ran with; default: this process's own
+) -> bool:
     expected = (0, 0) if options.spoil else (options.rows, files.phones)
     refused_right = run.status == 1 and f"line {options.rows + 2}:" in run.output
     ok = stored == expected and (refused_right if options.spoil else run.status == 0)
@@ -404,7 +416,8 @@ def report(options: Options, files: Files, run: Run, stored: tuple[int, int]) ->
     others = run.machine_busy - run.cpu - helpers_cpu - backend
     lines = [
         "",
-        f"command     {shlex.join(['python', '-m', 'bench.registry_import', *sys.argv[1:]])}",
+        "command     "
+        + shlex.join(["python", "-m", "bench.registry_import", *(argv or sys.argv[1:])]),
         f"measured    {shlex.join(['consulta', 'registry', 'import', SLUG, 'registry.csv'])}",
         f"machine     {machine()}",
         f"file        {options.rows:,} rows, {files.phones:,} phones ({options.phones}), "

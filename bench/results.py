@@ -73,6 +73,11 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     options, runs = parse(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: the scratch DB is dropped
+    return report(options, measure(options, runs))
+
+
+def measure(options: Options, runs: int) -> list[float]:
+    """Each run's seconds; exits if a run's total is not the votes that stand."""
     with tempfile.TemporaryDirectory(prefix="consulta-bench-") as folder:
         work = Path(folder)
         files = write_files(options, work)
@@ -89,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"circuits, {options.rows:,} people, {standing:,} standing votes",
                 flush=True,
             )
-            times = [timed_results(env, standing) for _ in range(runs)]
-    return report(options, times)
+            return [timed_results(env, standing) for _ in range(runs)]
 
 
 def cast_votes(url: str) -> int:

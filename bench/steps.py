@@ -168,7 +168,8 @@ class StepRun:
         figures = analysis.analyse(out_dir, db, spec["ussd"]["tag"], self.options.rate is not None)
         figures.drain["seconds"] = figures.drain.get("seconds", 0.0) + waited
         counts = analysis.check(figures, out_dir, db, before)
-        step = Step(label, self.workers, figures, **report.meter_fields(meter))  # type: ignore[arg-type]
+        metered = report.meter_fields(meter)
+        step = Step(label, self.workers, figures, **metered, rate=self.options.rate)  # type: ignore[arg-type]
         out(
             "",
             f"## {label}: "

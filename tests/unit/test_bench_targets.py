@@ -1,0 +1,139 @@
+"""How `bench.targets` judges each target from the phase that defines it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bench import targets
+from bench.analysis import Figures
+from bench.meter import Usage
+from bench.pipeline import Measured
+from bench.registry_import import Run
+from bench.report import Step
+
+
+def figures(**changed: Any) -> Figures:
+    base = Figures(
+        seconds=60.0,
+        requests=70_000,
+        statuses=Counter({200: 70_000}),
+        webhook_per_second=1_200.0,
+        acked_per_second=1_190.0,
+        latency_ms={"n": 70_000, "p50": 1.0, "p95": 5.0, "p99": 13.0, "max": 90.0},
+        due_latency_ms={},
+        confirmed=63_000,
+        confirmed_per_second=1_050.0,
+        processed_per_second=1_150.0,
+        buckets=[1_020.0, 1_080.0],
+        ack_to_processed_ms={},
+        ack_to_visible_ms={"n": 6_000, "p50": 160.0, "p95": 300.0, "p99": 320.0, "max": 500.0},
+        ussd={"sessions": 200, "hops": {"p99": 21.5}},
+        drain={},
+    )
+    return replace(base, **changed)
+
+
+def step(rate: float | None, worker_mb: float = 90.0, **changed: Any) -> Step:
+    usage = [Usage("worker 1", 1, 5.0, worker_mb, worker_mb), Usage("web worker 1", 1, 9, 95, 95)]
+    return Step(
+        "2 intake workers", 2, figures(**changed), usage, 60.0, 100.0, (0,) * 3, (0,) * 3, rate
+    )  # type: ignore[arg-type]
+
+
+def run(wall: float = 26.0, peak_mib: int = 80) -> Run:
+    return Run(0, wall, 20.0, {}, 0, peak_mib * 1024, "", 50.0, 5.0, 0.0, 1.0)
+
+
+IMPORT = "`consulta registry import` of 1,000,000 rows, PostgreSQL"
+MAX = {"webhook_per_second": 2_050.0, "confirmed_per_second": 1_800.0}
+CEILING = step(None, webhook_per_second=3_300.0)
+
+
+def judged(
+    at_rate: Step | None = None,
+    at_max: Step | None = None,
+    full_import: Run | None = None,
+    times: tuple[float, ...] = (1.4, 1.5),
+) -> dict[str, bool | None]:
+    measured = Measured(CEILING, [at_rate or step(1200.0), at_max or step(None, **MAX)], 30.0)
+    imports = targets.Imports(run(wall=3.0, peak_mib=78), full_import or run(), True)
+    rows = targets.target_rows(measured, imports, list(times))
+    return {row.figure: row.met for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("case", "missed"),
+    [
+        pytest.param({}, set(), id="every figure at its target meets every target"),
+        pytest.param(
+            {"at_max": step(None, webhook_per_second=1_950.0, confirmed_per_second=1_700.0)},
+            {"webhooks answered/s ÷ the ceiling in the same run"},
+            id="answering 0.59 of the ceiling at --max misses the ratio",
+        ),
+        pytest.param(
+            {"at_max": step(None, webhook_per_second=2_050.0, confirmed_per_second=990.0)},
+            {"confirmed votes/s sustained, PostgreSQL"},
+            id="990 confirmed votes/s at --max misses the sustained rate",
+        ),
+        pytest.param(
+            {"at_rate": step(1200.0, latency_ms={"p99": 51.0})},
+            {"webhook p99"},
+            id="a webhook p99 of 51 ms at the set rate misses",
+        ),
+        pytest.param(
+            {"at_rate": step(1100.0, confirmed_per_second=980.0)},
+            {"webhook p99"},
+            id="a low webhook p99 at fewer than 1,000 votes/s proves nothing",
+        ),
+        pytest.param(
+            {"at_rate": step(1200.0, ussd={"sessions": 150, "hops": {"p99": 20.0}})},
+            {"USSD hop p99"},
+            id="a USSD p99 with fewer than 200 sessions in flight proves nothing",
+        ),
+        pytest.param(
+            {"at_max": step(None, **MAX, ussd={"sessions": 200, "hops": {"p99": 90.0}})},
+            set(),
+            id="the USSD p99 with every CPU saturated is shown, not judged",
+        ),
+        pytest.param(
+            {"at_max": step(None, **MAX, ack_to_visible_ms={"p99": 2_100.0})},
+            {"acknowledgement to stored (committed), p99"},
+            id="an ack-to-stored p99 over 2 s in either phase misses",
+        ),
+        pytest.param(
+            {"full_import": run(wall=31.0)},
+            {IMPORT},
+            id="an import of 31 s misses",
+        ),
+        pytest.param(
+            {"full_import": run(peak_mib=120)},
+            {IMPORT},
+            id="an import whose memory grows with its rows misses",
+        ),
+        pytest.param(
+            {"times": (1.4, 2.1)},
+            {"`consulta results`, 5,400 circuits, 1,000,000 votes"},
+            id="one results run over 2 s misses",
+        ),
+        pytest.param(
+            {"at_rate": step(1200.0, worker_mb=210.0)},
+            {"worker peak RSS, 1,000,000-person registry"},
+            id="a worker of 210 MB in either phase misses",
+        ),
+    ],
+)
+def test_each_target_is_judged_on_its_own_figure(case: dict[str, Any], missed: set[str]) -> None:
+    verdicts = judged(**case)
+    assert {name for name, met in verdicts.items() if met is False} == missed
+
+
+def test_the_table_marks_a_miss_so_it_stands_out() -> None:
+    rows = [targets.Row("webhook p99", "≤ 50 ms", "51 ms", "at 1,200 webhooks/s", False)]
+    assert (
+        targets.table(rows)[-1]
+        == "| webhook p99 | ≤ 50 ms | 51 ms | at 1,200 webhooks/s | **no** |"
+    )
