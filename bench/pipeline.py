@@ -259,6 +259,8 @@ def measure(options: Options, phases: Sequence[tuple[int, float | None]], out: O
 def _measure(
     options: Options, phases: Sequence[tuple[int, float | None]], folder: Path, out: Output
 ) -> Measured:
+    # Each phase votes with a slice of the registry of its own, one of as many as there are.
+    options = replace(options, workers=tuple(workers for workers, _ in phases))
     with contextlib.ExitStack() as stack_:
         redis_url, redis = stack_.enter_context(stack.redis_server(folder, options.appendfsync))
         database_url, database_name = stack_.enter_context(
