@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -145,6 +145,43 @@ def test_a_batch_job_run_twice_or_after_its_commit_changes_nothing(
     assert first == {"arrived": 2, "processed": 2, "replies": 2}
     assert second == {"arrived": 2, "processed": 0, "replies": 0}
     assert (count(rt, InboundRow), count(rt, VoteRow), count(rt, OutboundRow)) == (2, 1, 2)
+
+
+def test_a_batch_mixing_a_recorded_message_with_new_ones_counts_only_the_new_ones(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    # A job run again after a crash, or a batch the sweep requeued, can hold a message that an
+    # earlier batch already counted, beside new ones: only the new ones are judged.
+    post_sms(client, ANA, "VOTO 3")
+    first = inbox.take_batch(rt.redis, 200, wait_seconds=0, linger_seconds=0)
+    assert first is not None
+    recorded = rt.redis.lrange(first, 0, -1)
+    assert intake.process_inbox_batch(first)["processed"] == 1
+    post_sms(client, BETO, "VOTO 1")
+    post_sms(client, STRANGER, "AYUDA")
+    second = inbox.take_batch(rt.redis, 200, wait_seconds=0, linger_seconds=0)
+    assert second is not None
+    rt.redis.rpush(second, *recorded)  # ANA's message again, after the two new ones
+    assert intake.process_inbox_batch(second) == {"arrived": 3, "processed": 2, "replies": 2}
+    assert (count(rt, InboundRow), count(rt, VoteRow), count(rt, OutboundRow)) == (3, 2, 3)
+    with rt.sessions() as session:
+        rows = session.execute(select(InboundRow.status, InboundRow.outcome)).all()
+    assert sorted(rows) == [("done", "confirmed"), ("done", "confirmed"), ("done", "help")]
+
+
+def test_the_messages_of_a_batch_are_judged_in_the_order_they_arrived(
+    client: FlaskClient, rt: Runtime, registry: None
+) -> None:
+    # ANA's second vote reaches the inbox first but was received later: it is the one refused.
+    later = utcnow()
+    earlier = later - timedelta(seconds=30)
+    for body, received_at in (("VOTO 2", later), ("VOTO 3", earlier)):
+        message = InboundMessage("twilio", message_sid(), ANA, "+15550001", body, received_at)
+        inbox.put(rt.redis, message)
+    drain(rt)
+    with rt.sessions() as session:
+        outcomes = dict(session.execute(select(InboundRow.body, InboundRow.outcome)).all())
+    assert outcomes == {"VOTO 3": "confirmed", "VOTO 2": "already_voted"}
 
 
 def test_with_redis_refusing_the_webhook_still_answers_and_the_database_keeps_the_message(
