@@ -177,6 +177,7 @@ class StepRun:
             + f" for {self.options.seconds:g} s",
             *report.step_lines(step, self.options.rate is not None),
             queues,
+            worker_errors(self.folder, self.index),
         )
         if self.options.profile:
             out(*profile_lines(self.folder, self.index))
@@ -195,6 +196,18 @@ class StepRun:
             profiled = [sys.executable, "-m", "bench.profiled", "worker", str(target)]
             return [*profiled, "--queue", "intake"]
         return stack.consulta_argv("worker", "--queue", "intake")
+
+
+def worker_errors(folder: Path, index: int) -> str:
+    """What the phase's workers logged going wrong: a failed job is retried, and the checks say
+    whether anything was lost, but a deadlock or a timeout costs throughput unseen otherwise."""
+    logs = [*folder.glob(f"worker-{index}-*.log"), *folder.glob(f"replies-{index}-*.log")]
+    text = "\n".join(log.read_text(errors="replace") for log in logs)
+    return (
+        f"errors      in the workers' logs: {text.count('Traceback (most recent call last)')} "
+        f"tracebacks, {text.count('deadlock detected')} deadlocks, "
+        f"{text.count('JobTimeoutException')} job timeouts"
+    )
 
 
 def load_spec(
