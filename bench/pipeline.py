@@ -39,7 +39,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,20 +236,32 @@ class Measured:
     ceiling: Step | None
     steps: list[Step]
     registry_seconds: float  # the setup's `consulta registry import`
+    # With `bracket_max`: the ceiling measured just before and just after each --max phase.
+    around_max: list[tuple[Step, Step]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(c.ok for s in self.steps for c in s.figures.checks)
 
 
-def measure(options: Options, phases: Sequence[tuple[int, float | None]], out: Output) -> Measured:
+def measure(
+    options: Options,
+    phases: Sequence[tuple[int, float | None]],
+    out: Output,
+    bracket_max: bool = False,
+) -> Measured:
     """Start the stack once, load the registry, measure the ceiling, then each phase: (intake
     workers, webhooks/s or None for --max). Everything started is stopped, the scratch database
-    dropped, also on failure or Ctrl-C."""
+    dropped, also on failure or Ctrl-C.
+
+    With `bracket_max`, the ceiling is measured again just before and just after each --max
+    phase. This machine's speed drifts by 15% or more within minutes (every process's CPU per
+    operation moves together); a ceiling from minutes earlier then moves the ratio more than the
+    code does. The two around the phase bound it from both sides."""
     out(f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", *report.machine_lines())
     with tempfile.TemporaryDirectory(prefix="consulta-pipeline-") as folder:
         try:
-            return _measure(options, phases, Path(folder), out)
+            return _measure(options, phases, Path(folder), out, bracket_max)
         except BaseException as error:
             out(f"ABORTED: {type(error).__name__}: {error}")
             stack.show_logs(Path(folder))
@@ -257,7 +269,11 @@ def measure(options: Options, phases: Sequence[tuple[int, float | None]], out: O
 
 
 def _measure(
-    options: Options, phases: Sequence[tuple[int, float | None]], folder: Path, out: Output
+    options: Options,
+    phases: Sequence[tuple[int, float | None]],
+    folder: Path,
+    out: Output,
+    bracket_max: bool,
 ) -> Measured:
     # Each phase votes with a slice of the registry of its own, one of as many as there are.
     options = replace(options, workers=tuple(workers for workers, _ in phases))
@@ -289,15 +305,24 @@ def _measure(
         ceiling = measure_ceiling(options, env, folder, redis.pid, out)
         db = analysis.Database(database_url)
         stack_.callback(db.close)
-        counts, steps = db.counts(), []
+        counts, steps, around_max = db.counts(), [], []
         for index, (workers, rate) in enumerate(phases):
+            bracket = bracket_max and rate is None and ceiling is not None
+            if bracket:
+                before = measure_ceiling(options, env, folder, redis.pid, out, 100 + 2 * index,
+                                         " just before the next phase")  # fmt: skip
             run_ = StepRun(
                 replace(options, rate=rate), env, folder, index, workers, redis.pid,
                 database_name, provider_pid, ussd_redis_pid,
             )  # fmt: skip
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
-        return Measured(ceiling, steps, registry_seconds)
+            if bracket:
+                after = measure_ceiling(options, env, folder, redis.pid, out, 101 + 2 * index,
+                                        " just after that phase")  # fmt: skip
+                if before is not None and after is not None:
+                    around_max.append((before, after))
+        return Measured(ceiling, steps, registry_seconds, around_max)
 
 
 def settings_lines(

@@ -41,7 +41,13 @@ class Output:
 
 
 def measure_ceiling(
-    options: Options, env: dict[str, str], folder: Path, redis_pid: int, out: Output
+    options: Options,
+    env: dict[str, str],
+    folder: Path,
+    redis_pid: int,
+    out: Output,
+    index: int = 99,  # its load folder's number: one of its own each time it is measured
+    when: str = "",
 ) -> Step | None:
     if options.ceiling_seconds <= 0:
         return None
@@ -53,7 +59,7 @@ def measure_ceiling(
         spec = load_spec(
             options,
             port,
-            index=99,
+            index=index,
             workers=0,
             env=env,
             folder=folder,
@@ -66,7 +72,7 @@ def measure_ceiling(
     step = Step("ceiling", 0, figures, **report.meter_fields(meter))  # type: ignore[arg-type]
     out(
         "",
-        f"## Ceiling: one RPUSH per POST, same gunicorn settings, --max, "
+        f"## Ceiling{when}: one RPUSH per POST, same gunicorn settings, --max, "
         f"{options.connections} connections",
         *report.step_lines(step, False),
     )

@@ -58,8 +58,10 @@ def judged(
     at_max: Step | None = None,
     full_import: Run | None = None,
     times: tuple[float, ...] = (1.4, 1.5),
+    around: tuple[Step, Step] = (CEILING, CEILING),
 ) -> dict[str, bool | None]:
-    measured = Measured(CEILING, [at_rate or step(1200.0), at_max or step(None, **MAX)], 30.0)
+    phases = [at_rate or step(1200.0), at_max or step(None, **MAX)]
+    measured = Measured(CEILING, phases, 30.0, [(around[0], around[1])])
     imports = targets.Imports(run(wall=3.0, peak_mib=78), full_import or run(), True)
     rows = targets.target_rows(measured, imports, list(times))
     return {row.figure: row.met for row in rows}
@@ -73,6 +75,16 @@ def judged(
             {"at_max": step(None, webhook_per_second=1_950.0, confirmed_per_second=1_700.0)},
             {"webhooks answered/s ÷ the ceiling in the same run"},
             id="answering 0.59 of the ceiling at --max misses the ratio",
+        ),
+        pytest.param(
+            {"around": (step(None, webhook_per_second=3_100.0), CEILING)},
+            set(),
+            id="the ratio is to the mean of the ceilings just before and after --max",
+        ),
+        pytest.param(
+            {"around": (CEILING, step(None, webhook_per_second=3_600.0))},
+            {"webhooks answered/s ÷ the ceiling in the same run"},
+            id="a faster ceiling after --max than the one at the start can miss the ratio",
         ),
         pytest.param(
             {"at_max": step(None, webhook_per_second=2_050.0, confirmed_per_second=990.0)},
