@@ -8,8 +8,10 @@
    ceiling measured first under the same load generator. Then two phases, each with its
    correctness check:
    - a set --rate of webhooks/s (1,200 make about 1,060 confirmed votes/s, with the 5% re-sent,
-     5% invalid and 1% badly signed messages mixed in): the webhook p99 and the USSD hop p99 the
-     targets name "at 1,000 votes/s" and "at 200 concurrent sessions";
+     5% invalid and 1% badly signed messages mixed in): the webhook, USSD hop and
+     acknowledgement-to-stored p99 at the national peak's 1,000 votes/s, with 200 concurrent
+     USSD sessions (at --max the web outruns the workers, so the last grows with the phase's
+     length: it is shown there, not judged);
    - --max, each connection sending as soon as answered: the sustained votes/s and the ratio to
      the ceiling, measured again just before and just after this phase: the ratio is to the
      mean of those two (this machine's speed drifts within minutes; both are printed, and the
@@ -155,10 +157,10 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
             "webhooks answered/s ÷ the ceiling in the same run",
             "≥ 0.6",
             f"{most.webhook_per_second:,.0f} ÷ {adjacent:,.0f} = "
-            f"{most.webhook_per_second / adjacent:.2f}, the ceiling the mean of "
+            f"{most.webhook_per_second / adjacent:.3f}, the ceiling the mean of "
             + " and ".join(f"{c:,.0f}" for c in around)
             + f" req/s just before and after (÷ {ceiling:,.0f} at the start of the run: "
-            f"{most.webhook_per_second / ceiling:.2f})",
+            f"{most.webhook_per_second / ceiling:.3f})",
             "--max",
             most.webhook_per_second / adjacent >= 0.6,
         ),
@@ -173,10 +175,19 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
         ),
         Row(
             "acknowledgement to stored (committed), p99",
-            f"≤ {ACK_TO_STORED_MS / 1000:.0f} s",
-            f"{ms(ack[at_rate.rate])} ms {rate_phase}, {ms(ack[None])} ms at --max",
-            "both",
-            max(ack.values()) <= ACK_TO_STORED_MS,
+            f"≤ {ACK_TO_STORED_MS / 1000:.0f} s at 1,000 votes/s",
+            f"{ms(ack[at_rate.rate])} ms at {rated.confirmed_per_second:,.0f} votes/s",
+            rate_phase,
+            ack[at_rate.rate] <= ACK_TO_STORED_MS and rated.confirmed_per_second >= 1000,
+        ),
+        Row(
+            "acknowledgement to stored (committed), p99, as fast as the web answers",
+            "-",
+            f"{ms(ack[None])} ms: the web acknowledges {most.webhook_per_second:,.0f} a second, "
+            f"the workers process {most.processed_per_second:,.0f}, so the backlog and this "
+            "grow with the phase's length",
+            "--max",
+            None,
         ),
         Row(
             "USSD hop p99",
