@@ -235,7 +235,6 @@ class Measured:
 
     ceiling: Step | None
     steps: list[Step]
-    registry_seconds: float  # the setup's `consulta registry import`
     # With `bracket_max`: the ceiling measured just before and just after each --max phase.
     around_max: list[tuple[Step, Step]] = field(default_factory=list)
 
@@ -301,7 +300,7 @@ def _measure(
                 TWILIO_API_BASE_URL=url,
             )
         out(*settings_lines(options, env, phases))
-        registry_seconds = load_registry(options, env, folder, out)
+        load_registry(options, env, folder, out)
         ceiling = measure_ceiling(options, env, folder, redis.pid, out)
         db = analysis.Database(database_url)
         stack_.callback(db.close)
@@ -322,7 +321,7 @@ def _measure(
                                         " just after that phase")  # fmt: skip
                 if before is not None and after is not None:
                     around_max.append((before, after))
-        return Measured(ceiling, steps, registry_seconds, around_max)
+        return Measured(ceiling, steps, around_max)
 
 
 def settings_lines(
@@ -368,9 +367,8 @@ def pace(rate: float | None) -> str:
     return "--max" if rate is None else f"{rate:g} webhooks/s"
 
 
-def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> float:
-    """The consultation, its ballots and its registry, through the real commands; returns the
-    registry import's seconds."""
+def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> None:
+    """The consultation, its ballots and its registry, through the real commands."""
     log = folder / "setup.log"
     ballots, registry = folder / "ballots.csv", folder / "registry.csv"
     options_written = synthetic.write_ballots(ballots)
@@ -403,7 +401,6 @@ def load_registry(options: Options, env: dict[str, str], folder: Path, out: Outp
         f"{options.people:,} people; `consulta registry import` {timings['registry']:.1f} s, "
         f"ballots {timings['ballots']:.1f} s, migrations {timings['upgrade']:.1f} s"
     )
-    return timings["registry"]
 
 
 if __name__ == "__main__":

@@ -237,9 +237,8 @@ def targets_table(step: Step, ceiling: Step | None, database: str, mode: str) ->
     votes_ratio = (
         f.confirmed_per_second / ceiling.figures.webhook_per_second if ceiling else math.nan
     )
-    workers = [u for u in step.usage if u.role.startswith("worker")]
-    worker_rss = max((u.rss_peak_mb for u in workers), default=math.nan)
-    ussd = f.ussd.get("hops", {}).get("p99", math.nan) if f.ussd else math.nan
+    rss = worker_rss([step])
+    ussd = ussd_p99(step)
     projected = 1000 * (os.cpu_count() or 1) / projected_cost_ms(step)
     sessions = f.ussd.get("sessions", 0) if f.ussd else 0
     rows = [
@@ -247,7 +246,7 @@ def targets_table(step: Step, ceiling: Step | None, database: str, mode: str) ->
             "confirmed votes/s sustained",
             "≥1,000 (PostgreSQL, 60 s)",
             f"{f.confirmed_per_second:,.0f} ({database}, {f.seconds:.0f} s)",
-            f.confirmed_per_second >= 1000 and database == "postgresql",
+            f.confirmed_per_second >= 1000 and database == "postgresql" and f.seconds >= 60,
         ),
         (
             "messages/s projected from CPU costs, were the CPUs ours alone",
@@ -284,13 +283,28 @@ def targets_table(step: Step, ceiling: Step | None, database: str, mode: str) ->
             f"{ms(ussd)} ms ({sessions} sessions in flight)",
             ussd <= 50 and sessions >= 200,
         ),
-        ("worker peak RSS", "≤200 MB with 1M registry", f"{worker_rss:.0f} MB", worker_rss <= 200),
+        ("worker peak RSS", "≤200 MB with 1M registry", f"{rss:.0f} MB", rss <= 200),
     ]
     lines = ["| figure | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
-        mark = "-" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {name} | {target} | {measured} | {mark} |")
+        lines.append(f"| {name} | {target} | {measured} | {mark(met)} |")
     return lines
+
+
+def mark(met: bool | None) -> str:
+    """A target's verdict in a table: a miss stands out; None is a figure shown, not judged."""
+    return "-" if met is None else ("yes" if met else "**no**")
+
+
+def ussd_p99(step: Step) -> float:
+    ussd = step.figures.ussd
+    return float(ussd.get("hops", {}).get("p99", math.nan)) if ussd else math.nan
+
+
+def worker_rss(steps: list[Step]) -> float:
+    """The largest peak RSS of any worker process in these steps, MB."""
+    workers = [u.rss_peak_mb for s in steps for u in s.usage if u.role.startswith("worker")]
+    return max(workers, default=math.nan)
 
 
 def sweep_table(steps: list[Step]) -> list[str]:

@@ -61,7 +61,7 @@ def judged(
     around: tuple[Step, Step] = (CEILING, CEILING),
 ) -> dict[str, bool | None]:
     phases = [at_rate or step(1200.0), at_max or step(None, **MAX)]
-    measured = Measured(CEILING, phases, 30.0, [(around[0], around[1])])
+    measured = Measured(CEILING, phases, [(around[0], around[1])])
     imports = targets.Imports(run(wall=3.0, peak_mib=78), full_import or run(), True)
     rows = targets.target_rows(measured, imports, list(times))
     return {row.figure: row.met for row in rows}
