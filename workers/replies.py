@@ -40,13 +40,23 @@ from messages.send import send_via
 from workers import reply_limits, runtime
 
 log = logging.getLogger(__name__)
-# Replies per job: the claims' and the answers' commits. A job costs RQ's own bookkeeping
-# whatever its size, so the bigger the cheaper; but its last answers must be recorded well before
-# the sweep takes a reply still `sending` for lost (240 s, workers/pump.py) and before RQ's 180 s
-# job timeout. It sends REPLY_SENDS_AT_ONCE (8 or more) at a time, in whole groups (job_size): 12
-# groups at most, each bounded by the send's timeouts (5 s to connect, 10 s for each read), about
-# 120 s in practice.
-JOB_BATCH = 100
+# Replies per job: an intake batch's replies (BATCH_SIZE, 200 by default) make one job. A job
+# costs RQ's own bookkeeping whatever its size, about 3 ms of CPU and a dozen Redis round trips
+# (most of them fsynced), so 200 replies in jobs of 96 paid it three times (docs/performance.md,
+# ninth session). A job sends
+# REPLY_SENDS_AT_ONCE (8 or more) at a time, in whole groups (job_size), and its RQ timeout grows
+# with its groups (job_timeout). Its size does not have to fit the sweep's 240 s: a reply is
+# `sending` only between the claim of its slice and the commit of its answers (_slice_for,
+# SLICE_GROUPS); what a long job has not claimed yet is still `queued`, and if the sweep queues
+# it again the claim lets only one job send it.
+JOB_BATCH = 256
+# The most one group of sends can take: every provider's TIMEOUT is 5 s to connect and 10 s for
+# each read (gateway/providers/twilio.py, africastalking.py).
+GROUP_WORST_SECONDS = 15
+JOB_MARGIN_SECONDS = 60  # the claims' and the answers' commits, and RQ's own work
+# Groups claimed at most at once: 12 at their slowest end in 180 s, inside the 240 s after which
+# the sweep takes a reply still `sending` for lost (workers/pump.py).
+SLICE_GROUPS = 12
 # Answers are recorded in one commit once this long has passed since the last, and at the end of
 # the job; an answer waits at most this plus one group's sends. Until then a sent reply is still
 # `sending`: a worker killed meanwhile leaves it for the sweep to mark `unknown`, never to send it
@@ -68,17 +78,28 @@ def job_size(at_once: int) -> int:
     return at_once * max(1, round(JOB_BATCH / at_once))
 
 
+def job_timeout(replies: int, at_once: int) -> int:
+    """RQ's timeout for a job of this many replies: each group of sends at its slowest, and a
+    margin. RQ's default (180 s) would cut a job of 256 short if every send timed out."""
+    groups = -(-replies // at_once)
+    return groups * GROUP_WORST_SECONDS + JOB_MARGIN_SECONDS
+
+
 def enqueue_replies(rt: runtime.Runtime, outbound_ids: Sequence[int], delay: int = 0) -> None:
     """Queue the send jobs for replies already committed (never before the commit)."""
     queue = rt.queue(REPLIES_QUEUE)
-    size = job_size(rt.settings.reply_sends_at_once)
+    at_once = rt.settings.reply_sends_at_once
+    size = job_size(at_once)
     for start in range(0, len(outbound_ids), size):
         chunk = list(outbound_ids[start : start + size])
-        retry = Retry(max=3, interval=[5, 30, 60])
+        options = {
+            "retry": Retry(max=3, interval=[5, 30, 60]),
+            "job_timeout": job_timeout(len(chunk), at_once),
+        }
         if delay:
-            queue.enqueue_in(timedelta(seconds=delay), send_replies, chunk, retry=retry)
+            queue.enqueue_in(timedelta(seconds=delay), send_replies, chunk, **options)
         else:
-            queue.enqueue(send_replies, chunk, retry=retry)
+            queue.enqueue(send_replies, chunk, **options)
 
 
 def send_replies(outbound_ids: list[int], record_every: float = RECORD_EVERY) -> dict[str, int]:
@@ -136,9 +157,10 @@ def _slice_for(group_seconds: float, record_every: float, at_once: int) -> int:
     """How many replies to claim next: as many as are sent in `record_every` at the pace of the
     last group, in whole groups. A worker killed mid-job leaves its claimed replies `sending`,
     never to be sent (the sweep marks them `unknown`); the ones it had not claimed are still
-    `queued`, and its job's retry or the sweep sends them. So a claim covers a short time."""
-    groups = record_every / group_seconds if group_seconds > 0 else JOB_BATCH
-    return at_once * max(1, min(JOB_BATCH, int(groups)))
+    `queued`, and its job's retry or the sweep sends them. So a claim covers a short time, and
+    at most SLICE_GROUPS groups: answered within the sweep's wait even if every send timed out."""
+    groups = record_every / group_seconds if group_seconds > 0 else SLICE_GROUPS
+    return at_once * max(1, min(SLICE_GROUPS, int(groups)))
 
 
 def _record_and_claim(

@@ -465,9 +465,10 @@ def test_a_reply_twilio_may_have_taken_or_refused_for_good_is_never_resent(
 @pytest.mark.parametrize(
     ("at_once", "jobs"),
     [
-        pytest.param(8, [96, 96, 8], id="8 at once: jobs of 96, twelve full groups each"),
-        pytest.param(32, [96, 96, 8], id="32 at once: jobs of 96, not 100 with 4 sent alone"),
-        pytest.param(64, [128, 72], id="64 at once: jobs of 128, two full groups"),
+        pytest.param(8, [200], id="an intake batch's 200 replies make one job"),
+        pytest.param(8, [256, 256, 88], id="8 at once: jobs of 256, 32 full groups each"),
+        pytest.param(48, [240, 240, 120], id="48 at once: jobs of 240, not 256 with 16 alone"),
+        pytest.param(64, [256, 64], id="64 at once: jobs of 256, four full groups"),
     ],
 )
 def test_replies_are_queued_in_jobs_of_whole_groups(
@@ -475,10 +476,28 @@ def test_replies_are_queued_in_jobs_of_whole_groups(
 ) -> None:
     settings = rt.settings.with_(reply_sends_at_once=at_once)
     with installed(settings, rt) as worker:
-        enqueue_replies(worker, list(range(1, 201)))
+        enqueue_replies(worker, list(range(1, sum(jobs) + 1)))
         queued = worker.queue(REPLIES_QUEUE).get_jobs()
     assert [len(job.args[0]) for job in queued] == jobs
-    assert [i for job in queued for i in job.args[0]] == list(range(1, 201))
+    assert [i for job in queued for i in job.args[0]] == list(range(1, sum(jobs) + 1))
+
+
+@pytest.mark.parametrize(
+    ("replies", "at_once", "seconds"),
+    [
+        pytest.param(256, 8, 32 * 15 + 60, id="32 groups that all time out end inside the job"),
+        pytest.param(1, 8, 15 + 60, id="one reply is one group"),
+        pytest.param(200, 64, 4 * 15 + 60, id="a last group that is not full is still a group"),
+    ],
+)
+def test_a_reply_job_may_run_as_long_as_its_sends_could_all_take(
+    rt: Runtime, replies: int, at_once: int, seconds: int
+) -> None:
+    settings = rt.settings.with_(reply_sends_at_once=at_once)
+    with installed(settings, rt) as worker:
+        enqueue_replies(worker, list(range(1, replies + 1)))
+        [job] = worker.queue(REPLIES_QUEUE).get_jobs()
+    assert job.timeout == seconds
 
 
 # -- a job that runs again sends nothing again ----------------------------------------------
