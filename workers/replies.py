@@ -41,14 +41,14 @@ from workers import reply_limits, runtime
 
 log = logging.getLogger(__name__)
 # Replies per job: an intake batch's replies (BATCH_SIZE, 200 by default) make one job. A job
-# costs RQ's own bookkeeping whatever its size, about 3 ms of CPU and a dozen Redis round trips
-# (most of them fsynced), so 200 replies in jobs of 96 paid it three times (docs/performance.md,
-# ninth session). A job sends
-# REPLY_SENDS_AT_ONCE (8 or more) at a time, in whole groups (job_size), and its RQ timeout grows
-# with its groups (job_timeout). Its size does not have to fit the sweep's 240 s: a reply is
-# `sending` only between the claim of its slice and the commit of its answers (_slice_for,
-# SLICE_GROUPS); what a long job has not claimed yet is still `queued`, and if the sweep queues
-# it again the claim lets only one job send it.
+# costs RQ's own bookkeeping whatever its size, about 4 ms of CPU (`bench.rq_cpu`) and a dozen
+# Redis round trips, most of them fsynced; 200 replies in jobs of 96 paid it three times
+# (docs/performance.md, ninth session). A job sends REPLY_SENDS_AT_ONCE (8 or more) at a time,
+# in whole groups (job_size), and its RQ timeout grows with its groups (job_timeout). Its size
+# does not have to fit the sweep's 240 s: a reply is `sending` only between the claim of its
+# slice and the commit of its answers (_slice_for, SLICE_GROUPS); what a long job has not
+# claimed yet is still `queued`, and if the sweep queues it again the claim lets only one job
+# send it.
 JOB_BATCH = 256
 # The most one group of sends can take: every provider's TIMEOUT is 5 s to connect and 10 s for
 # each read (gateway/providers/twilio.py, africastalking.py).
