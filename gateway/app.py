@@ -23,7 +23,7 @@ class WebState:
     sessions: sessionmaker[Session]
     redis: Redis
     dialect: str  # "postgresql" or "sqlite": the two speak ON CONFLICT a little differently
-    lookups: sessionmaker[Session]  # reads only (see gateway.db.make_lookups)
+    lookups: Engine  # reads only, on Core connections (see gateway.db.make_lookups)
     ussd_sessions: Redis | None = None  # USSD_REDIS_URL's; None: the sessions live in `redis`
 
     @property

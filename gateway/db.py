@@ -77,17 +77,19 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def make_lookups(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for a web request's look-ups, which write nothing: never write through one.
+def make_lookups(engine: Engine) -> Engine:
+    """The engine for a web request's look-ups, which write nothing: `with lookups.connect()`.
 
     On PostgreSQL they run in autocommit, so a look-up costs its own queries and no more. In a
-    transaction each session would also pay a BEGIN and a ROLLBACK, two more round trips to a
-    server that, at a peak, shares the CPUs with everything else: 4 of the 7 a USSD dial made.
-    SQLite keeps its transactions: its BEGIN is a function call, not a round trip.
+    transaction each would also pay a BEGIN and a ROLLBACK, two more round trips to a server
+    that, at a peak, shares the CPUs with everything else: 4 of the 7 a USSD dial made. They are
+    Core connections, not ORM sessions: a session cost more CPU than the query it ran
+    (gateway/ballot_box.py). SQLite keeps its transactions: its BEGIN is a function call, not a
+    round trip.
     """
     if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return sessionmaker(engine, expire_on_commit=False)
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 @contextmanager

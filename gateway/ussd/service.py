@@ -41,8 +41,8 @@ class HopLedger:
     def standing_receipt(self, person_id: int) -> str | None:
         if self.consultation_id is None:
             return None
-        with self.web.lookups() as session:
-            return ballot_box.standing_receipt(session, self.consultation_id, person_id)
+        with self.web.lookups.connect() as connection:
+            return ballot_box.standing_receipt(connection, self.consultation_id, person_id)
 
     def fingerprint(self, national_id: str) -> str:
         return privacy.digest(national_id)
@@ -51,8 +51,8 @@ class HopLedger:
         """The worker tells the people on a phone apart by ID: the session holds it sealed."""
         if voter.sealed_id:
             return privacy.keys().open(voter.sealed_id)
-        with self.web.lookups() as session:
-            return session.scalars(
+        with self.web.lookups.connect() as connection:
+            return connection.scalars(
                 select(PersonRow.national_id_clear).where(PersonRow.id == voter.person_id)
             ).one()
 
@@ -79,8 +79,10 @@ class HopLedger:
                 log.warning("redis unavailable: USSD vote written to the database instead")
         inbound_id = record_inbound(self.web, message)
         if inbound_id is None:  # this session already voted: show the receipt it was given
-            with self.web.lookups() as session:
-                given = ballot_box.inbound_receipt(session, message.provider, message.external_id)
+            with self.web.lookups.connect() as connection:
+                given = ballot_box.inbound_receipt(
+                    connection, message.provider, message.external_id
+                )
             return given or ""
         hand_to_queue(self.web, inbound_id)
         return message.receipt or ""
@@ -134,12 +136,12 @@ def _session_and_inputs(web: WebState, hop: UssdHop) -> tuple[store.Session, tup
 
 def _read_context(web: WebState, phone: str) -> tuple[Context, str]:
     """Everything the menu will need, read once at the first hop."""
-    with web.lookups() as session:
-        consultations, preferred = ballot_box.consultations_and_language(session, phone)
+    with web.lookups.connect() as connection:
+        consultations, preferred = ballot_box.consultations_and_language(connection, phone)
         consultation = rules.consultation_for(consultations, utcnow())
         if consultation is None:
             return Context(closed="ussd_no_consultation"), preferred or catalogue.DEFAULT_LOCALE
-        people, ballots = ballot_box.registered_with_ballots(session, consultation.id, phone)
+        people, ballots = ballot_box.registered_with_ballots(connection, consultation.id, phone)
     voters = tuple(
         Voter(
             p.person_id,

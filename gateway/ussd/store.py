@@ -48,9 +48,13 @@ def save(  # noqa: PLR0913 - the two keys and their two lifetimes
     ttl: int,
     resume_ttl: int,
 ) -> None:
-    """Keep the session; keep a resumable copy unless it ended (an ended menu is not resumed)."""
+    """Keep the session; keep a resumable copy unless it ended (an ended menu is not resumed).
+
+    One round trip, not a transaction: the two keys need no atomicity (a resumable copy a step
+    behind resumes a step back), and MULTI/EXEC cost Redis and this process two more replies.
+    """
     raw = _encode(session)
-    with redis.pipeline() as pipe:
+    with redis.pipeline(transaction=False) as pipe:
         pipe.set(_session_key(provider, session_id), raw, ex=ttl)
         if session.state.step == "end":
             pipe.delete(_resume_key(phone))

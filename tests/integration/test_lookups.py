@@ -1,13 +1,17 @@
-"""The web's look-up sessions: no transaction around a read on PostgreSQL, and nothing of that
+"""The web's look-up connections: no transaction around a read on PostgreSQL, and nothing of that
 left on the connection for the writes that use it next."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.app import WebState
 from gateway.models import InboundRow
 
 IDLE, INTRANS = 0, 2  # libpq's PQtransactionStatus
@@ -18,25 +22,39 @@ def _postgres_only(app: Flask) -> None:
         pytest.skip("SQLite's BEGIN is a function call, not a round trip: it keeps its sessions")
 
 
+def _look_up(connection: Connection | Session) -> None:
+    connection.scalar(select(func.count()).select_from(InboundRow))
+
+
+def _on_a_look_up(state: WebState) -> Any:
+    return state.lookups.connect()
+
+
+def _in_a_session(state: WebState) -> Any:
+    return state.sessions()
+
+
 @pytest.mark.parametrize(
-    ("sessions", "status_after_a_read"),
-    [("lookups", IDLE), ("sessions", INTRANS)],
+    ("open_reader", "status_after_a_read"),
+    [(_on_a_look_up, IDLE), (_in_a_session, INTRANS)],
     ids=["a look-up reads outside any transaction", "an ordinary session reads inside one"],
 )
-def test_where_a_read_runs(app: Flask, sessions: str, status_after_a_read: int) -> None:
+def test_where_a_read_runs(
+    app: Flask, open_reader: Callable[[WebState], Any], status_after_a_read: int
+) -> None:
     _postgres_only(app)
-    with getattr(app.extensions["consulta"], sessions)() as session:
-        session.scalar(select(func.count()).select_from(InboundRow))
-        raw = session.connection().connection.dbapi_connection
-        assert raw.info.transaction_status == status_after_a_read
+    with open_reader(app.extensions["consulta"]) as reader:
+        _look_up(reader)
+        raw = reader.connection().connection if isinstance(reader, Session) else reader.connection
+        assert raw.dbapi_connection.info.transaction_status == status_after_a_read
 
 
 def test_a_connection_a_look_up_used_goes_back_to_the_pool_out_of_autocommit(app: Flask) -> None:
     _postgres_only(app)
     state = app.extensions["consulta"]
-    with state.lookups() as session:
-        session.scalar(select(func.count()).select_from(InboundRow))
-        raw = session.connection().connection.dbapi_connection
+    with state.lookups.connect() as connection:
+        _look_up(connection)
+        raw = connection.connection.dbapi_connection
         assert raw.autocommit is True
     assert raw.autocommit is False
 
@@ -46,8 +64,8 @@ def test_a_write_after_a_look_up_on_the_same_connection_is_still_rolled_back(app
     _postgres_only(app)
     state = app.extensions["consulta"]
     for _ in range(state.engine.pool.size() + 1):  # every pooled connection, one at least twice
-        with state.lookups() as session:
-            session.scalar(select(func.count()).select_from(InboundRow))
+        with state.lookups.connect() as connection:
+            _look_up(connection)
         with pytest.raises(RuntimeError):
             _write_then_fail(state.sessions)
     with state.sessions() as session:
