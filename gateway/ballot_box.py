@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Text, bindparam, select, type_coerce, update
+from sqlalchemy import Connection, Row, Select, Text, bindparam, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from gateway import privacy
@@ -28,7 +28,7 @@ from gateway.sql import among, by_unique_key, insert_ignoring_conflicts, insert_
 from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
 
 
-def consultation_from_row(row: ConsultationRow | Any) -> Consultation:
+def consultation_from_row(row: ConsultationRow | Row[Any]) -> Consultation:
     """From the ORM's row object, or from a Core row of the table's columns (same names)."""
     return Consultation(
         id=row.id,

@@ -14,16 +14,14 @@ than storing a flood.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
 from redis import Redis
-from redis.commands.core import Script
 from redis.exceptions import RedisError
 
-from gateway import privacy
+from gateway import privacy, redis_scripts
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,14 +125,8 @@ def check(
     if push is not None:
         keys.append(push[0])
         args.append(push[1])
-    reason, over_by = _admit_script(redis)(keys=keys, args=args)
+    reason, over_by = redis_scripts.script(redis, ADMIT_SCRIPT)(keys=keys, args=args)
     return Verdict(_text(reason), int(over_by))
-
-
-@functools.cache
-def _admit_script(redis: Redis) -> Script:
-    """One Script per client: it is sent by its SHA1, loaded again only after a Redis restart."""
-    return redis.register_script(ADMIT_SCRIPT)
 
 
 def admit(

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 
 import phonenumbers
 from redis import Redis
-from redis.commands.core import Script
 
-from gateway import privacy
+from gateway import privacy, redis_scripts
 from gateway.settings import Settings
 
 SEND, CAPPED, BLOCKED = "sending", "capped", "blocked"
@@ -64,14 +63,8 @@ def verdicts(
         return found | {i: SEND for i, _ in allowed}
     keys = [f"consulta:replies:sent:{privacy.digest(to)}" for _, to in allowed]
     args = [settings.reply_cap_per_hour, HOUR_MS, *(reply_id for reply_id, _ in allowed)]
-    passed = _cap_script(redis)(keys=keys, args=args)
+    passed = redis_scripts.script(redis, CAP_SCRIPT)(keys=keys, args=args)
     return found | {i: SEND if ok else CAPPED for (i, _), ok in zip(allowed, passed, strict=True)}
-
-
-@functools.cache
-def _cap_script(redis: Redis) -> Script:
-    """One Script per client: sent by its SHA, loaded again only after a Redis restart."""
-    return redis.register_script(CAP_SCRIPT)
 
 
 def in_regions(recipient: str, regions: frozenset[str] | None) -> bool:
