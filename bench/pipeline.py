@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from bench import analysis, report, send_cpu, stack, synthetic
 from bench.report import Step
@@ -50,6 +51,15 @@ from bench.steps import Output, StepRun, measure_ceiling
 ROOT = Path(__file__).resolve().parent.parent
 RAW_FOLDER = ROOT / "docs" / "performance"
 CEILING_SECONDS = 20
+
+
+class Phase(NamedTuple):
+    """One measured phase: its intake workers, its webhooks/s (None: --max), and its USSD
+    sessions in flight (None: the run's --ussd-sessions)."""
+
+    workers: int
+    rate: float | None
+    ussd_sessions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,9 @@ class Options:
     load_nice: int = 0  # the load process's niceness: below 0, it is served before the gateway
     ussd_nice: int = 0  # the USSD pool's niceness (with --ussd-web)
     ussd_redis: str = "own"  # "own": USSD sessions on a Redis without AOF; "shared": the inbox's
+    # The sessions the registry's slices are cut for, when a phase runs fewer than the others
+    # (bench.targets' SMS-only --max): every phase's slice of voters stays the same and disjoint.
+    slice_ussd_sessions: int | None = None
 
     @property
     def mode(self) -> str:
@@ -214,7 +227,7 @@ def write_raw(lines: Sequence[str], raw: Path) -> None:
 
 def run(options: Options, out: Output) -> bool:
     out(f"command     {shlex.join(['python', '-m', 'bench.pipeline', *sys.argv[1:]])}")
-    measured = measure(options, [(workers, options.rate) for workers in options.workers], out)
+    measured = measure(options, [Phase(workers, options.rate) for workers in options.workers], out)
     out("", "## Results", "")
     for step in measured.steps:
         out(
@@ -245,18 +258,18 @@ class Measured:
 
 def measure(
     options: Options,
-    phases: Sequence[tuple[int, float | None]],
+    phases: Sequence[Phase],
     out: Output,
     bracket_max: bool = False,
 ) -> Measured:
-    """Start the stack once, load the registry, measure the ceiling, then each phase: (intake
-    workers, webhooks/s or None for --max). Everything started is stopped, the scratch database
-    dropped, also on failure or Ctrl-C.
+    """Start the stack once, load the registry, measure the ceiling, then each phase. Everything
+    started is stopped, the scratch database dropped, also on failure or Ctrl-C.
 
     With `bracket_max`, the ceiling is measured again just before and just after each --max
     phase. This machine's speed drifts by 15% or more within minutes (every process's CPU per
     operation moves together); a ceiling from minutes earlier then moves the ratio more than the
-    code does. The two around the phase bound it from both sides."""
+    code does. The two around the phase bound it from both sides; between two --max phases
+    back to back, one ceiling is the one after the first and the one before the second."""
     out(f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", *report.machine_lines())
     with tempfile.TemporaryDirectory(prefix="consulta-pipeline-") as folder:
         try:
@@ -269,13 +282,20 @@ def measure(
 
 def _measure(
     options: Options,
-    phases: Sequence[tuple[int, float | None]],
+    phases: Sequence[Phase],
     folder: Path,
     out: Output,
     bracket_max: bool,
 ) -> Measured:
     # Each phase votes with a slice of the registry of its own, one of as many as there are.
-    options = replace(options, workers=tuple(workers for workers, _ in phases))
+    sessions = [
+        options.ussd_sessions if p.ussd_sessions is None else p.ussd_sessions for p in phases
+    ]
+    options = replace(
+        options,
+        workers=tuple(phase.workers for phase in phases),
+        slice_ussd_sessions=max(sessions, default=options.ussd_sessions),
+    )
     with contextlib.ExitStack() as stack_:
         redis_url, redis = stack_.enter_context(stack.redis_server(folder, options.appendfsync))
         database_url, database_name = stack_.enter_context(
@@ -305,17 +325,21 @@ def _measure(
         db = analysis.Database(database_url)
         stack_.callback(db.close)
         counts, steps, around_max = db.counts(), [], []
-        for index, (workers, rate) in enumerate(phases):
-            bracket = bracket_max and rate is None and ceiling is not None
-            if bracket:
+        after: Step | None = None  # the ceiling just measured after the phase before, if any
+        for index, (phase, ussd_sessions) in enumerate(zip(phases, sessions, strict=True)):
+            bracket = bracket_max and phase.rate is None and ceiling is not None
+            # Back to back, the ceiling after one --max phase is the one before the next.
+            before = after if bracket and after is not None else None
+            if bracket and before is None:
                 before = measure_ceiling(options, env, folder, redis.pid, out, 100 + 2 * index,
                                          " just before the next phase")  # fmt: skip
             run_ = StepRun(
-                replace(options, rate=rate), env, folder, index, workers, redis.pid,
-                database_name, provider_pid, ussd_redis_pid,
+                replace(options, rate=phase.rate, ussd_sessions=ussd_sessions), env, folder,
+                index, phase.workers, redis.pid, database_name, provider_pid, ussd_redis_pid,
             )  # fmt: skip
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
+            after = None
             if bracket:
                 after = measure_ceiling(options, env, folder, redis.pid, out, 101 + 2 * index,
                                         " just after that phase")  # fmt: skip
@@ -324,9 +348,7 @@ def _measure(
         return Measured(ceiling, steps, around_max)
 
 
-def settings_lines(
-    options: Options, env: dict[str, str], phases: Sequence[tuple[int, float | None]]
-) -> list[str]:
+def settings_lines(options: Options, env: dict[str, str], phases: Sequence[Phase]) -> list[str]:
     replies = (
         "replies sent to a local stand-in for Twilio's API (`--send-replies`; its CPU is "
         "metered apart, as the load generator's)"
@@ -338,7 +360,7 @@ def settings_lines(
         f"gateway     gunicorn gthread WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')} x "
         f"WEB_THREADS={env.get('WEB_THREADS', '4')}; ACK_AFTER={env['ACK_AFTER']}; "
         f"BATCH_SIZE={env.get('BATCH_SIZE', '200')}; intake workers "
-        f"{','.join(str(workers) for workers, _ in phases)} + {options.reply_workers} replies "
+        f"{','.join(str(phase.workers) for phase in phases)} + {options.reply_workers} replies "
         "worker(s); " + replies,
         f"stores      {options.database} (PostgreSQL 127.0.0.1:5432 shared server, scratch DB)"
         if options.database == "postgresql"
@@ -350,7 +372,7 @@ def settings_lines(
             if options.ussd_redis == "own"
             else "; USSD sessions on the same one"
         ),
-        f"load        {', then '.join(pace(rate) for _, rate in phases)} for "
+        f"load        {', then '.join(pace(phase) for phase in phases)} for "
         f"{options.seconds:g} s over {options.connections} keep-alive connections; "
         f"{options.ussd_sessions} USSD sessions in flight, think {options.ussd_think:g} s"
         + (
@@ -363,8 +385,11 @@ def settings_lines(
     ]
 
 
-def pace(rate: float | None) -> str:
-    return "--max" if rate is None else f"{rate:g} webhooks/s"
+def pace(phase: Phase) -> str:
+    shown = "--max" if phase.rate is None else f"{phase.rate:g} webhooks/s"
+    if phase.ussd_sessions is not None:
+        shown += f" with {phase.ussd_sessions} USSD sessions"
+    return shown
 
 
 def load_registry(options: Options, env: dict[str, str], folder: Path, out: Output) -> None:

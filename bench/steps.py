@@ -230,7 +230,13 @@ def load_spec(
     """What the load process sends in one step, and which slice of the registry it votes with."""
     count = math.ceil((options.rate if mode == "rate" and options.rate else MAX_MODE_CAP) * seconds)
     steps = len(options.workers)
-    ussd_each = options.ussd_sessions * (int(seconds / max(1.5 * options.ussd_think, 0.25)) + 2)
+    # Cut for the sessions of the phase that runs the most, so that every slice stays disjoint.
+    sliced = (
+        options.ussd_sessions
+        if options.slice_ussd_sessions is None
+        else options.slice_ussd_sessions
+    )
+    ussd_each = sliced * (int(seconds / max(1.5 * options.ussd_think, 0.25)) + 2)
     ussd_each = min(ussd_each, options.people // (4 * steps))
     sms_each = min(count, (options.people - steps * ussd_each) // steps)
     step = index if index < steps else 0

@@ -5,17 +5,22 @@
 1. The pipeline, once, as `python -m bench.pipeline --ack-after redis` runs it: gunicorn,
    `consulta worker`s, a Redis with `appendfsync always`, a scratch PostgreSQL database, a
    registry of 1,000,000 people over 5,400 circuits, 200 USSD sessions in flight, and the RPUSH
-   ceiling measured first under the same load generator. Then two phases, each with its
+   ceiling measured first under the same load generator. Then three phases, each with its
    correctness check:
    - a set --rate of webhooks/s (1,200 make about 1,060 confirmed votes/s, with the 5% re-sent,
      5% invalid and 1% badly signed messages mixed in): the webhook, USSD hop and
      acknowledgement-to-stored p99 at the national peak's 1,000 votes/s, with 200 concurrent
      USSD sessions (at --max the web outruns the workers, so the last grows with the phase's
      length: it is shown there, not judged);
-   - --max, each connection sending as soon as answered: the sustained votes/s and the ratio to
-     the ceiling, measured again just before and just after this phase: the ratio is to the
-     mean of those two (this machine's speed drifts within minutes; both are printed, and the
-     ratio to the first ceiling as well).
+   - --max, each connection sending as soon as answered, with the 200 USSD sessions: the
+     sustained votes/s;
+   - --max again with SMS alone: the ratio to the ceiling. The ceiling's load is SMS webhooks
+     alone, so this phase's is too: with the sessions running beside it (a tenth of the
+     machine) the phase and its ceiling would carry different loads. The ceiling is measured
+     again just before and just after each --max phase, and the ratio is to the mean of the two
+     around this one (this machine's speed drifts within minutes; both are printed, and the
+     ratio to the first ceiling as well). The ratio of the --max phase with USSD, how every run
+     before run 149 took it, is printed beside it, not judged.
 2. `consulta registry import` of 1,000,000 rows on PostgreSQL, with `bench.registry_import`'s file
    (IDs and phones spelt as people write them), after 100,000 rows: flat memory means the peak
    at 1,000,000 rows is within FLAT of the peak at 100,000.
@@ -42,8 +47,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bench import pipeline, registry_import, results
-from bench.pipeline import Measured
-from bench.report import mark, ms, ussd_p99, worker_rss
+from bench.pipeline import Measured, Phase
+from bench.report import Step, mark, ms, ussd_p99, worker_rss
 from bench.steps import Output
 
 PEOPLE = 1_000_000
@@ -80,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.targets", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--rate", type=float, default=1200.0, help="webhooks/s of the set phase")
-    parser.add_argument("--workers", type=int, default=2, help="intake workers in both phases")
+    parser.add_argument("--workers", type=int, default=2, help="intake workers in every phase")
     parser.add_argument("--seconds", type=float, default=60.0, help="each phase's load")
     parser.add_argument("--results-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=pipeline.RAW_FOLDER)
@@ -102,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(rate: float, workers: int, seconds: float, results_runs: int) -> bool:
     print(f"command     {shlex.join(['python', '-m', 'bench.targets', *sys.argv[1:]])}")
     options = pipeline.parse(["--ack-after", "redis", "--seconds", f"{seconds:g}"])
-    phases = [(workers, rate), (workers, None)]
+    phases = [Phase(workers, rate), Phase(workers, None), Phase(workers, None, ussd_sessions=0)]
     measured = pipeline.measure(options, phases, Output(), bracket_max=True)
     print("", "## `consulta registry import`", sep="\n")
     imports = measure_imports()
@@ -131,13 +136,13 @@ def measure_imports() -> Imports:
 
 
 def target_rows(measured: Measured, imports: Imports, times: list[float]) -> list[Row]:
-    at_rate = next(s for s in measured.steps if s.rate is not None)
-    at_max = next(s for s in measured.steps if s.rate is None)
+    # The phases in `run`'s order: the set rate, --max with USSD, --max with SMS alone.
+    at_rate, at_max, sms_alone = measured.steps
     ceiling = measured.ceiling.figures.webhook_per_second if measured.ceiling else math.nan
-    around = [c.figures.webhook_per_second for pair in measured.around_max[:1] for c in pair]
-    # The ratio's ceiling: the mean of the two measured just before and just after --max.
-    adjacent = sum(around) / len(around) if around else math.nan
-    rated, most = at_rate.figures, at_max.figures
+    # Each ratio's ceiling: the mean of the two measured just before and just after its phase.
+    adjacent, around = _adjacent(measured.around_max[0])
+    alone_adjacent, alone_around = _adjacent(measured.around_max[1])
+    rated, most, alone = at_rate.figures, at_max.figures, sms_alone.figures
     rate_phase = f"at {at_rate.rate:,.0f} webhooks/s"
     ack, ack_max = rated.ack_to_visible_ms["p99"], most.ack_to_visible_ms["p99"]
     hop, hop_max = ussd_p99(at_rate), ussd_p99(at_max)
@@ -150,19 +155,30 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
             f"{most.confirmed_per_second:,.0f} over {most.seconds:.0f} s (each 5 s ≥ "
             f"{min(most.buckets or [0.0]):,.0f}); "
             f"÷ ceiling {most.confirmed_per_second / adjacent:.2f}",
-            "--max",
+            "--max with USSD",
             most.confirmed_per_second >= 1000 and most.seconds >= 60,
         ),
         Row(
-            "webhooks answered/s ÷ the ceiling in the same run",
+            "webhooks answered/s ÷ the ceiling in the same run, under the same load",
             "≥ 0.6",
+            f"{alone.webhook_per_second:,.0f} ÷ {alone_adjacent:,.0f} = "
+            f"{alone.webhook_per_second / alone_adjacent:.3f}, the ceiling the mean of "
+            + " and ".join(f"{c:,.0f}" for c in alone_around)
+            + f" req/s just before and after (÷ {ceiling:,.0f} at the start of the run: "
+            f"{alone.webhook_per_second / ceiling:.3f}); {alone.confirmed_per_second:,.0f} "
+            "confirmed votes/s",
+            "--max, SMS alone",
+            alone.webhook_per_second / alone_adjacent >= 0.6,
+        ),
+        Row(
+            "webhooks answered/s ÷ the ceiling, the --max phase carrying USSD and its ceiling not",
+            "-",
             f"{most.webhook_per_second:,.0f} ÷ {adjacent:,.0f} = "
             f"{most.webhook_per_second / adjacent:.3f}, the ceiling the mean of "
             + " and ".join(f"{c:,.0f}" for c in around)
-            + f" req/s just before and after (÷ {ceiling:,.0f} at the start of the run: "
-            f"{most.webhook_per_second / ceiling:.3f})",
-            "--max",
-            most.webhook_per_second / adjacent >= 0.6,
+            + " req/s just before and after: how runs before 149 took the ratio",
+            "--max with USSD",
+            None,
         ),
         Row(
             "webhook p99",
@@ -186,7 +202,7 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
             f"{ms(ack_max)} ms: the web acknowledges {most.webhook_per_second:,.0f} a second, "
             f"the workers process {most.processed_per_second:,.0f}, so the backlog and this "
             "grow with the phase's length",
-            "--max",
+            "--max with USSD",
             None,
         ),
         Row(
@@ -201,7 +217,7 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
             "USSD hop p99 with every CPU saturated",
             "-",
             f"{ms(hop_max)} ms beside {most.confirmed_per_second:,.0f} votes/s by SMS",
-            "--max",
+            "--max with USSD",
             None,
         ),
         Row(
@@ -223,11 +239,17 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
         Row(
             "worker peak RSS, 1,000,000-person registry",
             f"≤ {WORKER_RSS_MB:.0f} MB",
-            f"{worker_rss(measured.steps):.0f} MB, the largest worker of both phases",
-            "both",
+            f"{worker_rss(measured.steps):.0f} MB, the largest worker of every phase",
+            "every phase",
             worker_rss(measured.steps) <= WORKER_RSS_MB,
         ),
     ]
+
+
+def _adjacent(pair: tuple[Step, Step]) -> tuple[float, list[float]]:
+    """The mean of the ceilings just before and just after a phase, and the two."""
+    around = [ceiling.figures.webhook_per_second for ceiling in pair]
+    return sum(around) / len(around), around
 
 
 def table(rows: Sequence[Row]) -> list[str]:
