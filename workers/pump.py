@@ -19,7 +19,7 @@ from redis import Redis
 from rq import Retry
 from sqlalchemy import select, update
 
-from gateway import inbox
+from gateway import inbox, redis_scripts
 from gateway.db import transaction
 from gateway.models import InboundRow, OutboundRow, utcnow
 from gateway.queues import INTAKE_LIST, INTAKE_QUEUE
@@ -49,12 +49,12 @@ return 0
 
 def hold_lease(redis: Redis, me: str, lease_ms: int = PUMP_LEASE_MS) -> bool:
     """Whether `me` is the deployment's one pump now; renews the lease each time it is."""
-    return bool(redis.eval(_HOLD, 1, PUMP_LEASE, me, lease_ms))
+    return bool(redis_scripts.script(redis, _HOLD)(keys=[PUMP_LEASE], args=[me, lease_ms]))
 
 
 def release_lease(redis: Redis, me: str) -> None:
     """On the way out, so that another worker pumps at once rather than after the lease."""
-    redis.eval(_RELEASE, 1, PUMP_LEASE, me)
+    redis_scripts.script(redis, _RELEASE)(keys=[PUMP_LEASE], args=[me])
 
 
 def push_for_intake(rt: runtime.Runtime, inbound_ids: list[int]) -> None:

@@ -7,12 +7,13 @@ recorded and queued exactly as an SMS vote is, and the worker judges it by the s
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from gateway import ballot_box, inbox, privacy
 from gateway.app import WebState
@@ -52,9 +53,7 @@ class HopLedger:
         if voter.sealed_id:
             return privacy.keys().open(voter.sealed_id)
         with self.web.lookups.connect() as connection:
-            return connection.scalars(
-                select(PersonRow.national_id_clear).where(PersonRow.id == voter.person_id)
-            ).one()
+            return connection.scalars(_sealed_id(), {"person_id": voter.person_id}).one()
 
     def cast(self, voter: Voter, option: int) -> str:
         """Record the vote as an inbound message, keyed by the session: one vote per session.
@@ -86,6 +85,12 @@ class HopLedger:
             return given or ""
         hand_to_queue(self.web, inbound_id)
         return message.receipt or ""
+
+
+@functools.cache
+def _sealed_id() -> Select[str]:
+    """Built once, as ballot_box builds the menu's other look-ups."""
+    return select(PersonRow.national_id_clear).where(PersonRow.id == bindparam("person_id"))
 
 
 def answer(web: WebState, hop: UssdHop) -> Screen:

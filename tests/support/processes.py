@@ -37,9 +37,33 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+# Run as `python -c LAUNCHER <test run's pid> <argv…>`: ask Linux to send SIGTERM when the test
+# run dies, then become the command itself (same pid, so `stop` and `killpg` still reach it).
+# A pytest killed with SIGKILL never runs its teardown: without this, the `consulta worker`s it
+# had started lived on, took jobs from the tests' Redis database and failed the next run.
+_LAUNCHER = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the test run ended before this process could start")
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def die_with_test_run(argv: list[str]) -> list[str]:
+    """`argv`, to be ended with SIGTERM if the process that starts it dies, however it dies.
+
+    The signal comes when the thread that started it ends, not only the process: call it from
+    the test's own thread (fixtures and tests run there), never from a helper thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return argv  # prctl is Linux's; elsewhere a killed test run leaves orphans, as before
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
+
+
 def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway", command],
+        die_with_test_run([sys.executable, "-m", "gateway", command]),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
