@@ -123,7 +123,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         "--load-nice",
         type=int,
         default=0,
-        help="the load process's niceness, in both phases (-10: it is served before the gateway, "
+        help="the load process's niceness, in every phase (-10: it is served before the gateway, "
         "as the provider's own servers would be; needs root)",
     )
     parser.add_argument(
