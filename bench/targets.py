@@ -15,12 +15,12 @@
    - --max, each connection sending as soon as answered, with the 200 USSD sessions: the
      sustained votes/s;
    - --max again with SMS alone: the ratio to the ceiling. The ceiling's load is SMS webhooks
-     alone, so this phase's is too: with the sessions running beside it (a tenth of the
-     machine) the phase and its ceiling would carry different loads. The ceiling is measured
-     again just before and just after each --max phase, and the ratio is to the mean of the two
-     around this one (this machine's speed drifts within minutes; both are printed, and the
-     ratio to the first ceiling as well). The ratio of the --max phase with USSD, how every run
-     before run 149 took it, is printed beside it, not judged.
+     alone, so this phase's is too: with the sessions running beside it (11 to 12% of the CPU
+     in runs 148 to 151) the phase and its ceiling would carry different loads. The ceiling is
+     measured again just before and just after each --max phase, and the ratio is to the mean
+     of the two around this one (this machine's speed drifts within minutes; both are printed,
+     and the ratio to the first ceiling as well). The ratio of the --max phase with USSD, how
+     every run before run 149 took it, is printed beside it, not judged.
 2. `consulta registry import` of 1,000,000 rows on PostgreSQL, with `bench.registry_import`'s file
    (IDs and phones spelt as people write them), after 100,000 rows: flat memory means the peak
    at 1,000,000 rows is within FLAT of the peak at 100,000.
