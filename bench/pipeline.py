@@ -325,26 +325,25 @@ def _measure(
         db = analysis.Database(database_url)
         stack_.callback(db.close)
         counts, steps, around_max = db.counts(), [], []
-        after: Step | None = None  # the ceiling just measured after the phase before, if any
+        after: Step | None = None  # the ceiling measured just after the phase before, if any
         for index, (phase, ussd_sessions) in enumerate(zip(phases, sessions, strict=True)):
             bracket = bracket_max and phase.rate is None and ceiling is not None
-            # Back to back, the ceiling after one --max phase is the one before the next.
-            before = after if bracket and after is not None else None
-            if bracket and before is None:
-                before = measure_ceiling(options, env, folder, redis.pid, out, 100 + 2 * index,
-                                         " just before the next phase")  # fmt: skip
+            before = None
+            if bracket:  # back to back, the ceiling after one --max phase is the one before this
+                before = after if after is not None else measure_ceiling(
+                    options, env, folder, redis.pid, out, 100 + 2 * index,
+                    " just before the next phase",
+                )  # fmt: skip
             run_ = StepRun(
                 replace(options, rate=phase.rate, ussd_sessions=ussd_sessions), env, folder,
                 index, phase.workers, redis.pid, database_name, provider_pid, ussd_redis_pid,
             )  # fmt: skip
             step, counts = run_.measure(db, counts, out)
             steps.append(step)
-            after = None
-            if bracket:
-                after = measure_ceiling(options, env, folder, redis.pid, out, 101 + 2 * index,
-                                        " just after that phase")  # fmt: skip
-                if before is not None and after is not None:
-                    around_max.append((before, after))
+            after = measure_ceiling(options, env, folder, redis.pid, out, 101 + 2 * index,
+                                    " just after that phase") if bracket else None  # fmt: skip
+            if before is not None and after is not None:
+                around_max.append((before, after))
         return Measured(ceiling, steps, around_max)
 
 

@@ -161,10 +161,8 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
         Row(
             "webhooks answered/s ÷ the ceiling in the same run, under the same load",
             "≥ 0.6",
-            f"{alone.webhook_per_second:,.0f} ÷ {alone_adjacent:,.0f} = "
-            f"{alone.webhook_per_second / alone_adjacent:.3f}, the ceiling the mean of "
-            + " and ".join(f"{c:,.0f}" for c in alone_around)
-            + f" req/s just before and after (÷ {ceiling:,.0f} at the start of the run: "
+            _ratio(alone.webhook_per_second, alone_adjacent, alone_around)
+            + f" (÷ {ceiling:,.0f} at the start of the run: "
             f"{alone.webhook_per_second / ceiling:.3f}); {alone.confirmed_per_second:,.0f} "
             "confirmed votes/s",
             "--max, SMS alone",
@@ -173,10 +171,8 @@ def target_rows(measured: Measured, imports: Imports, times: list[float]) -> lis
         Row(
             "webhooks answered/s ÷ the ceiling, the --max phase carrying USSD and its ceiling not",
             "-",
-            f"{most.webhook_per_second:,.0f} ÷ {adjacent:,.0f} = "
-            f"{most.webhook_per_second / adjacent:.3f}, the ceiling the mean of "
-            + " and ".join(f"{c:,.0f}" for c in around)
-            + " req/s just before and after: how runs before 149 took the ratio",
+            _ratio(most.webhook_per_second, adjacent, around)
+            + ": how runs before 149 took the ratio",
             "--max with USSD",
             None,
         ),
@@ -250,6 +246,14 @@ def _adjacent(pair: tuple[Step, Step]) -> tuple[float, list[float]]:
     """The mean of the ceilings just before and just after a phase, and the two."""
     around = [ceiling.figures.webhook_per_second for ceiling in pair]
     return sum(around) / len(around), around
+
+
+def _ratio(answered: float, adjacent: float, around: list[float]) -> str:
+    return (
+        f"{answered:,.0f} ÷ {adjacent:,.0f} = {answered / adjacent:.3f}, the ceiling the mean of "
+        + " and ".join(f"{c:,.0f}" for c in around)
+        + " req/s just before and after"
+    )
 
 
 def table(rows: Sequence[Row]) -> list[str]:
