@@ -217,6 +217,9 @@ class Load:
     def stop(self, settle: float = 300) -> int:
         """No new messages; wait for every one in flight to be acknowledged. Left unacked: n."""
         self._producing.clear()
+        # The producer may be past its check, about to schedule one more message: wait for it,
+        # or that message counts as unacknowledged after the senders have gone.
+        self._threads[0].join(timeout=self.timeout)
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and self._busy():
             time.sleep(0.05)
