@@ -47,6 +47,7 @@ from typing import NamedTuple
 from bench import analysis, report, send_cpu, stack, synthetic
 from bench.report import Step
 from bench.steps import Output, StepRun, measure_ceiling
+from gateway import webserver
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_FOLDER = ROOT / "docs" / "performance"
@@ -357,7 +358,8 @@ def settings_lines(options: Options, env: dict[str, str], phases: Sequence[Phase
     return [
         f"code        {report.code_version()}",
         f"gateway     gunicorn gthread WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')} x "
-        f"WEB_THREADS={env.get('WEB_THREADS', '4')}; ACK_AFTER={env['ACK_AFTER']}; "
+        f"WEB_THREADS={env.get('WEB_THREADS', webserver.DEFAULT_THREADS)}; "
+        f"ACK_AFTER={env['ACK_AFTER']}; "
         f"BATCH_SIZE={env.get('BATCH_SIZE', '200')}; intake workers "
         f"{','.join(str(phase.workers) for phase in phases)} + {options.reply_workers} replies "
         "worker(s); " + replies,

@@ -51,7 +51,7 @@ from psycopg import sql
 from redis import Redis
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from gateway import privacy
+from gateway import privacy, webserver
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.models import (
@@ -704,7 +704,7 @@ def report(  # noqa: PLR0913 - everything the run measured
 
 
 def setup_lines(options: Options) -> list[str]:
-    threads = os.environ.get("WEB_THREADS", "4")
+    threads = webserver.threads()
     return [
         f"command     {shlex.join(['python', '-m', 'bench.ussd', *sys.argv[1:]])}",
         f"machine     {machine()}; Python {platform.python_version()}",

@@ -9,6 +9,14 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.settings import Settings
 
+# Threads per gunicorn process. With ACK_AFTER=redis each webhook waits for Redis to fsync its
+# append-only file, and Redis fsyncs once for everything that arrived meanwhile: the more
+# requests a process can hold in that wait, the more share one fsync. Under PostgreSQL's writes
+# on the same disk an fsync took up to 18 ms; with 4 threads a process then held 4 requests and
+# the rest queued. 8 threads against 4, at 1,200 webhooks/s, four alternating pairs: webhook p99
+# 29 to 55 ms against 44 to 83 (docs/performance.md, eleventh session).
+DEFAULT_THREADS = 8
+
 
 class GatewayServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
@@ -29,12 +37,16 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
 def serve(settings: Settings, host: str = "0.0.0.0") -> None:  # noqa: S104 - a server listens
     options = {
         "bind": f"{host}:{settings.port}",
-        # Threads let one worker keep answering while another request waits on a commit.
         "workers": int(os.environ.get("WEB_CONCURRENCY", "2")),
         "worker_class": "gthread",
-        "threads": int(os.environ.get("WEB_THREADS", "4")),
+        "threads": threads(),
         "timeout": 30,
         "graceful_timeout": 10,
         "keepalive": 5,
     }
     GatewayServer(settings, options).run()
+
+
+def threads() -> int:
+    """WEB_THREADS, or the default: how many requests one gunicorn process holds at once."""
+    return int(os.environ.get("WEB_THREADS", str(DEFAULT_THREADS)))

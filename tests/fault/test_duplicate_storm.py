@@ -1,6 +1,6 @@
 """Duplicate storm: the same signed webhook, 50 copies at the same instant, round after round.
 
-Through real gunicorn (2 workers x 4 threads) and a real `consulta worker`: each round is a
+Through real gunicorn (2 workers x 8 threads) and a real `consulta worker`: each round is a
 fresh MessageSid from a fresh voter, released to 50 threads by a barrier, each on its own
 connection. Every copy must be answered 200, and each round must leave exactly one inbound row,
 one vote, one participation and one reply.

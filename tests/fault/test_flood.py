@@ -1,6 +1,6 @@
 """Flood: one number sending a thousand messages a minute, and a thousand unknown numbers at once.
 
-Through real gunicorn (2 workers x 4 threads), then real intake and replies workers. First the
+Through real gunicorn (2 workers x 8 threads), then real intake and replies workers. First the
 webhook latency of ordinary voters alone; then again while a flood hammers the gateway from one
 registered number and from many unregistered ones, each far past its per-minute limit, at a
 steady rate. The flood runs in a process of its own, so that its threads never hold the GIL of

@@ -1,7 +1,8 @@
 """Kill soak: SIGKILL one gateway process at a time, in rotation, while signed votes flow.
 
-Real processes: gunicorn (`consulta web`, 2 workers x 4 threads), an intake and a replies
-`consulta worker`, our own Redis with AOF `appendfsync always`, and the database. The rotation:
+Real processes: gunicorn (`consulta web`, 2 workers x the default 8 threads), an intake and a
+replies `consulta worker`, our own Redis with AOF `appendfsync always`, and the database. The
+rotation:
 
 - a gunicorn worker (the master forks a new one),
 - the gunicorn master (its workers finish what they hold and exit; the web is restarted),

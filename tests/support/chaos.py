@@ -301,7 +301,7 @@ class Gateway:
 
     def __init__(self, settings: Settings, logs: Path, **extra: str) -> None:
         self.port = free_port()
-        shape = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "ACK_AFTER": settings.ack_after}
+        shape = {"WEB_CONCURRENCY": "2", "ACK_AFTER": settings.ack_after}  # threads: the default
         env = environment(settings.with_(port=self.port), **(shape | extra))
         logs.mkdir(parents=True, exist_ok=True)
         self.logs = logs
