@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -77,7 +78,11 @@ class ConsultationRow(Base):
 
 class CircuitRow(Base):
     __tablename__ = "circuits"
-    __table_args__ = (UniqueConstraint("consultation_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "code"),
+        # What people's key refers to: a circuit together with its consultation (migration 0003).
+        UniqueConstraint("id", "consultation_id", name="uq_circuits_id_consultation_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
@@ -99,14 +104,23 @@ class PersonRow(Base):
     """A registered person. The national ID is a keyed hash, plus a sealed copy for the pollbook."""
 
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("consultation_id", "national_id_digest"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "national_id_digest"),
+        # One key for both columns: the circuit is one of the person's consultation's. One check
+        # per person on import where a key on each column cost two (migration 0003).
+        ForeignKeyConstraint(
+            ["circuit_id", "consultation_id"],
+            ["circuits.id", "circuits.consultation_id"],
+            name="fk_people_circuit_in_consultation",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"))
+    consultation_id: Mapped[int] = mapped_column(Integer)
     # Compare it with a clear ID in a query and the ID is hashed the same way on the way in.
     national_id: Mapped[str] = mapped_column("national_id_digest", Digest())
     national_id_clear: Mapped[str] = mapped_column("national_id_sealed", Sealed())
-    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
+    circuit_id: Mapped[int] = mapped_column(Integer, index=True)
     birth_date: Mapped[date] = mapped_column(Date)
     language: Mapped[str | None] = mapped_column(String(8))  # from the registry, if given
 

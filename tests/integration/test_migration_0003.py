@@ -1,0 +1,117 @@
+"""Migration 0003: people keep their rows; one key checks their circuit and consultation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from gateway import migrate
+from gateway.db import make_engine
+from tests.support import services
+
+COMPOSITE = [(["circuit_id", "consultation_id"], "circuits", ["id", "consultation_id"])]
+BASE = 9_000_000
+ONE_EACH = [
+    (["circuit_id"], "circuits", ["id"]),
+    (["consultation_id"], "consultations", ["id"]),
+]
+
+
+def people_keys(engine: Engine) -> list[tuple[list[str], str, list[str]]]:
+    found = [
+        (fk["constrained_columns"], fk["referred_table"], fk["referred_columns"])
+        for fk in inspect(engine).get_foreign_keys("people")
+    ]
+    return sorted(found)
+
+
+@contextmanager
+def empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with services.postgres_server() as server, services.scratch_database(server) as url:
+        yield url
+
+
+def two_consultations(db: Connection, base: int = 0) -> None:
+    """Consultations base+1 and base+2, each with a circuit of the same ID."""
+    for n in (base + 1, base + 2):
+        db.execute(
+            text(
+                "INSERT INTO consultations (id, slug, name, opens_at, closes_at, timezone,"
+                " min_age, winners, revote, require_id, status, tie_break, quorum, created_at)"
+                " VALUES (:n, :slug, 'C', '2026-01-01', '2026-01-02', 'UTC', 15, 1, 'first',"
+                " false, 'draft', 'lot', 0, '2026-01-01')"
+            ),
+            {"n": n, "slug": f"c{n}"},
+        )
+        circuit = "INSERT INTO circuits (id, consultation_id, code, name) VALUES (:n, :n, 'C', 'C')"
+        db.execute(text(circuit), {"n": n})
+
+
+def add_person(db: Connection, person: int, consultation: int, circuit: int) -> None:
+    db.execute(
+        text(
+            "INSERT INTO people (id, consultation_id, national_id_digest, national_id_sealed,"
+            " circuit_id, birth_date) VALUES (:id, :consultation, :digest, 's', :circuit, :born)"
+        ),
+        {
+            "id": person, "consultation": consultation, "digest": f"d{person}",
+            "circuit": circuit, "born": date(1990, 1, 1),
+        },
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_database_at_0002_keeps_its_people_through_0003_and_back(
+    kind: str, tmp_path: Path
+) -> None:
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, "0002")
+        engine = create_engine(url)
+        with engine.begin() as db:
+            two_consultations(db)
+            add_person(db, 1, consultation=1, circuit=1)
+        assert people_keys(engine) == ONE_EACH
+        migrate.upgrade(url)
+        assert people_keys(engine) == COMPOSITE
+        command.downgrade(migrate.alembic_config(url), "0002")
+        assert people_keys(engine) == ONE_EACH
+        with engine.connect() as db:
+            assert db.execute(text("SELECT id, consultation_id, circuit_id FROM people")).all() == [
+                (1, 1, 1)
+            ]
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("consultation", "circuit", "refused"),
+    [
+        pytest.param(1, 1, False, id="a circuit of the person's own consultation is taken"),
+        pytest.param(1, 2, True, id="a circuit of another consultation is refused"),
+        pytest.param(3, 1, True, id="a consultation that does not exist is refused"),
+        pytest.param(1, 9, True, id="a circuit that does not exist is refused"),
+    ],
+)
+def test_the_key_checks_that_a_persons_circuit_is_of_their_consultation(
+    database_url: str, consultation: int, circuit: int, refused: bool
+) -> None:
+    engine = make_engine(database_url)  # the app's: on SQLite it turns the checks on
+    # IDs far from anything the shared test database holds; rolled back after.
+    with engine.connect() as db, db.begin() as transaction:
+        two_consultations(db, base=BASE)
+        if refused:
+            with pytest.raises(IntegrityError):
+                add_person(db, BASE, BASE + consultation, BASE + circuit)
+        else:
+            add_person(db, BASE, BASE + consultation, BASE + circuit)
+        transaction.rollback()
+    engine.dispose()
