@@ -161,6 +161,10 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+FSYNC_EVENT = "aof-fsync-always"
+FSYNC_THRESHOLD_MS = 1
+
+
 class QueueWatch:
     """Depth of the gateway's Redis queues, sampled every second: where a backlog waits."""
 
@@ -179,17 +183,35 @@ class QueueWatch:
         }
         self.interval = interval
         self.peak = dict.fromkeys(self.keys, 0)
+        self.started, self.seconds = 0.0, 0
+        self.fsyncs: list[int] = []  # per second of the phase, the slowest fsync, if slow
+        self.fsync_policy = ""
+        self.threshold_before = "0"
         self.last = dict.fromkeys(self.keys, 0)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="queues", daemon=True)
 
     def start(self) -> None:
+        # Redis's own latency monitor: for each second, its slowest AOF fsync over the threshold
+        # (with `appendfsync always` every reply waits for one; this says how long they took).
+        threshold = "latency-monitor-threshold"
+        self.threshold_before = self.redis.config_get(threshold).get(threshold, "0")
+        self.redis.config_set(threshold, FSYNC_THRESHOLD_MS)
+        self.redis.execute_command("LATENCY", "RESET")
+        config = self.redis.config_get("append*")
+        aof = config.get("appendonly") == "yes"
+        self.fsync_policy = str(config.get("appendfsync", "")) if aof else "off (no AOF)"
+        self.started = time.time()
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join()
         self._sample()
+        self.seconds = int(time.time()) - int(self.started) + 1  # the seconds it touched
+        history = self.redis.execute_command("LATENCY", "HISTORY", FSYNC_EVENT)
+        self.fsyncs = [int(ms) for at, ms in history if int(at) >= int(self.started)]
+        self.redis.config_set("latency-monitor-threshold", self.threshold_before)
         self.redis.close()
 
     def _run(self) -> None:
@@ -207,4 +229,21 @@ class QueueWatch:
     def line(self) -> str:
         peak = ", ".join(f"{name} {n:,}" for name, n in self.peak.items())
         last = ", ".join(f"{name} {n:,}" for name, n in self.last.items())
-        return f"queues      deepest during the phase: {peak}; at its end: {last}"
+        return (
+            f"queues      deepest during the phase: {peak}; at its end: {last}\n"
+            + self.fsync_line()
+        )
+
+    def fsync_line(self) -> str:
+        """How long Redis's fsyncs took during the phase, by its latency monitor."""
+        slow = sorted(self.fsyncs)
+        if self.fsync_policy != "always":
+            return f"redis fsync appendfsync {self.fsync_policy}: no reply waits for an fsync"
+        if not slow:
+            return f"redis fsync no second with an AOF fsync of {FSYNC_THRESHOLD_MS} ms or more"
+        median = slow[len(slow) // 2]
+        return (
+            f"redis fsync the slowest AOF fsync of each second, where {FSYNC_THRESHOLD_MS} ms or "
+            f"more: {len(slow)} of the {self.seconds} seconds of the phase, median {median} ms, "
+            f"worst {slow[-1]} ms (Redis's latency monitor)"
+        )
