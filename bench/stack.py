@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -107,6 +108,25 @@ def scratch_database(kind: str, folder: Path) -> Iterator[tuple[str, str | None]
         with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
             drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
             admin.execute(drop.format(sql.Identifier(name)))
+
+
+def checkpoint(database_url: str) -> float:
+    """Write everything the setup changed to the data files now; the seconds it took.
+
+    A real registry is imported days before its vote opens. Here the import ends seconds before
+    the first phase, and its WAL (past `max_wal_size`) starts a checkpoint spread over the next
+    minutes, whose last step flushes the data files: beside the phases, on the disk that Redis
+    fsyncs every acknowledged webhook to. The phases still carry the checkpoints their own
+    writes cause, as a vote does.
+    """
+    started = time.monotonic()
+    if database_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:
+        with psycopg.connect(database_url, autocommit=True) as db:
+            db.execute("CHECKPOINT")
+    return time.monotonic() - started
 
 
 def flushable_redis_url() -> str:
