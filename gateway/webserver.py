@@ -13,8 +13,8 @@ from gateway.settings import Settings
 # append-only file, and Redis fsyncs once for everything that arrived meanwhile: the more
 # requests a process can hold in that wait, the more share one fsync. Under PostgreSQL's writes
 # on the same disk an fsync took up to 18 ms; with 4 threads a process then held 4 requests and
-# the rest queued. 8 threads against 4, at 1,200 webhooks/s, four alternating pairs: webhook p99
-# 29 to 55 ms against 44 to 83 (docs/performance.md, eleventh session).
+# the rest queued. At 1,200 webhooks/s the webhook p99 was 29 to 63 ms with 8 (six runs, median
+# 51) against 44 to 83 with 4 (four runs, median 65) (docs/performance.md, eleventh session).
 DEFAULT_THREADS = 8
 
 
