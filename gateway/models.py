@@ -126,19 +126,17 @@ class PersonRow(Base):
 
 
 class PhoneRow(Base):
-    __tablename__ = "phones"
-    __table_args__ = (
-        UniqueConstraint("person_id", "phone_digest"),
-        Index("ix_phones_lookup", "consultation_id", "phone_digest"),
-    )
+    """One of a person's phones, keyed by the pair: an ID of its own cost an index (0004)."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    __tablename__ = "phones"
+    __table_args__ = (Index("ix_phones_lookup", "consultation_id", "phone_digest"),)
+
     # The person's consultation, repeated so that the look-up by (consultation, phone) needs no
     # join. No foreign key: person_id's already implies it, and a second cost a check per phone
     # on import (migration 0002).
     consultation_id: Mapped[int] = mapped_column(Integer)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    phone: Mapped[str] = mapped_column("phone_digest", Digest())
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    phone: Mapped[str] = mapped_column("phone_digest", Digest(), primary_key=True)
 
 
 class InboundRow(Base):

@@ -1,0 +1,87 @@
+"""Migration 0004: phones keep their rows; (person, phone) becomes their key and `id` goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from gateway import migrate
+from tests.support.old_schemas import add_person, add_phone, empty_database, two_consultations
+
+PAIR = ["person_id", "phone_digest"]
+
+
+def phones_shape(engine: Engine) -> tuple[list[str], list[str], list[list[str]]]:
+    """The phones table's columns, its primary key and its unique constraints."""
+    found = inspect(engine)
+    return (
+        [column["name"] for column in found.get_columns("phones")],
+        found.get_pk_constraint("phones")["constrained_columns"],
+        [unique["column_names"] for unique in found.get_unique_constraints("phones")],
+    )
+
+
+def phones(db: Connection) -> list[tuple[int, str]]:
+    found = db.execute(text("SELECT person_id, phone_digest FROM phones ORDER BY 1, 2")).all()
+    return [(person, digest) for person, digest in found]
+
+
+def a_person_and_two_phones(db: Connection) -> None:
+    two_consultations(db)
+    add_person(db, 1, consultation=1, circuit=1)
+    add_person(db, 2, consultation=1, circuit=1)
+    add_phone(db, 1, 1, "p")
+    add_phone(db, 1, 1, "q")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
+    kind: str, tmp_path: Path
+) -> None:
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, "0003")
+        engine = create_engine(url)
+        with engine.begin() as db:
+            a_person_and_two_phones(db)
+
+        migrate.upgrade(url)
+        columns, key, uniques = phones_shape(engine)
+        assert ("id" in columns, key, uniques) == (False, PAIR, [])
+        with engine.begin() as db:
+            assert phones(db) == [(1, "p"), (1, "q")]
+            add_phone(db, 2, 1, "p")  # one family phone, two people: still allowed
+
+        command.downgrade(migrate.alembic_config(url), "0003")
+        columns, key, uniques = phones_shape(engine)
+        assert ("id" in columns, key, uniques) == (True, ["id"], [PAIR])
+        with engine.begin() as db:
+            ids = db.execute(text("SELECT id FROM phones")).scalars().all()
+            assert sorted(ids) == [1, 2, 3]  # the rows there were numbered as the column came
+            add_phone(db, 2, 1, "q")  # and a new row still gets its number by itself
+            assert phones(db) == [(1, "p"), (1, "q"), (2, "p"), (2, "q")]
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "revision",
+    [
+        pytest.param("head", id="keyed by the pair, a phone is not written twice for a person"),
+        pytest.param("0003", id="before it, the unique pair refused the same"),
+    ],
+)
+def test_a_persons_phone_is_stored_once(kind: str, revision: str, tmp_path: Path) -> None:
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, revision)
+        engine = create_engine(url)
+        with engine.begin() as db:
+            a_person_and_two_phones(db)
+        with engine.begin() as db, pytest.raises(IntegrityError):
+            add_phone(db, 1, 1, "p")
+        with engine.connect() as db:
+            assert phones(db) == [(1, "p"), (1, "q")]
+        engine.dispose()
