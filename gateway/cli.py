@@ -59,11 +59,19 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations up to REVISION."""
-    from gateway.migrate import upgrade
+    from sqlalchemy.exc import IntegrityError
+
+    from gateway.migrate import UpgradeRefused, upgrade
 
     settings = Settings.from_env()
     _ensure_sqlite_folder(settings)
-    upgrade(settings.database_url, revision)
+    try:
+        upgrade(settings.database_url, revision)
+    except UpgradeRefused as refused:
+        raise click.ClickException(f"upgrade refused: {refused}") from None
+    except IntegrityError as refused:  # PostgreSQL checks a new key as it is added
+        reason = str(refused.orig).splitlines()[0]
+        raise click.ClickException(f"upgrade refused: {reason}; nothing was changed") from None
     click.echo(f"database at {revision}")
 
 

@@ -6,6 +6,10 @@ from alembic import command
 from alembic.config import Config
 
 
+class UpgradeRefused(Exception):  # noqa: N818 - as ImportRefused and TransitionRefused
+    """The upgrade would leave rows the new schema forbids; it was rolled back whole."""
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "gateway:migrations")

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from gateway.db import make_engine
+from gateway.migrate import UpgradeRefused
 from gateway.models import Base
 
 config = context.config
@@ -27,6 +28,10 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=sqlite,
+            # Alembic takes SQLite's DDL for non-transactional and commits each migration as it
+            # goes: a refused key check would come after the commit. Our engine begins every
+            # transaction itself (BEGIN IMMEDIATE, gateway/db.py), so the whole upgrade is one.
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -38,7 +43,11 @@ def run_migrations_online() -> None:
 def _no_broken_keys(connection: Connection) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     if broken:
-        raise RuntimeError(f"the migration would break {len(broken)} keys, such as {broken[0]}")
+        table, row, parent, _ = broken[0]
+        raise UpgradeRefused(
+            f"{len(broken)} row(s) would refer to rows that do not exist or do not match, such"
+            f" as {table} row {row} to {parent}; nothing was changed"
+        )
 
 
 run_migrations_online()

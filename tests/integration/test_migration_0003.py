@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway import migrate
+from gateway.cli import main
 from gateway.db import make_engine
 from tests.support.old_schemas import add_person, empty_database, two_consultations
 
@@ -74,3 +76,29 @@ def test_the_key_checks_that_a_persons_circuit_is_of_their_consultation(
             add_person(db, BASE, BASE + consultation, BASE + circuit)
         transaction.rollback()
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_upgrade_that_would_break_a_key_is_refused_plainly_and_changes_nothing(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under 0002 a person's circuit could be another consultation's; 0003's key forbids it.
+    # PostgreSQL checks the key as it is added; SQLite rebuilds the table with its checks off,
+    # so env.py checks every key before the one commit.
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, "0002")
+        engine = create_engine(url)
+        with engine.begin() as db:
+            two_consultations(db)
+            add_person(db, 1, consultation=1, circuit=2)
+        monkeypatch.setenv("DATABASE_URL", url)
+        result = CliRunner().invoke(main, ["db", "upgrade"])
+        assert result.exit_code == 1
+        assert "upgrade refused:" in result.output
+        assert "nothing was changed" in result.output
+        assert "Traceback" not in result.output
+        with engine.connect() as db:
+            version = db.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            people = db.execute(text("SELECT id, consultation_id, circuit_id FROM people")).all()
+        assert (version, people, people_keys(engine)) == ("0002", [(1, 1, 2)], ONE_EACH)
+        engine.dispose()
