@@ -6,6 +6,10 @@ backends, PostgreSQL's own server processes (shared with anyone else using that 
 load process and the orchestrator. CPU is counted between `start()` and `stop()`; a process
 born in between counts whole, one that ended in between counts up to its last sample. Peak RSS
 is the kernel's high-water mark (VmHWM) where it can be read, else the largest sample.
+
+Beside its CPU, each process's time spent ready to run but waiting for a CPU (the kernel's
+run-queue delay, /proc/PID/task/*/schedstat, all threads added up): on 2 CPUs shared by a dozen
+processes, that wait, not the work, is where a request's tail goes.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ PG_SERVER_WORDS = ("checkpointer", "background writer", "walwriter", "autovacuum
 class Seen:
     role: str
     cpu_start: float | None  # None: born after start()
+    wait_start: float | None  # run-queue delay at start(); None: born after it
     cpu_last: float = 0.0
+    wait_last: float | None = None  # None: never read
     rss_peak: int = 0
 
 
@@ -37,6 +43,7 @@ class Usage:
     cpu_seconds: float
     rss_peak_mb: float  # the largest single process of the role
     rss_sum_mb: float  # the peaks added up (an upper bound of the role's total)
+    waited_seconds: float | None = None  # ready to run, waiting for a CPU; None: not readable
 
 
 class Meter:
@@ -86,8 +93,13 @@ class Meter:
                     rss = process.memory_info().rss
                 except psutil.Error:
                     continue
-                seen = self.seen.setdefault(pid, Seen(role, cpu if first else None))
+                waited = run_queue_seconds(pid)
+                seen = self.seen.setdefault(
+                    pid, Seen(role, cpu if first else None, waited if first else None)
+                )
                 seen.cpu_last, seen.rss_peak = cpu, max(seen.rss_peak, rss)
+                if waited is not None:  # else the process ended between the two reads
+                    seen.wait_last = waited
                 if final:
                     seen.rss_peak = max(seen.rss_peak, high_water_mark(pid))
 
@@ -131,7 +143,10 @@ class Meter:
         for role, group in by_role.items():
             cpu = sum(s.cpu_last - (s.cpu_start or 0.0) for s in group)
             peaks = [s.rss_peak / 2**20 for s in group]
-            rows.append(Usage(role, len(group), cpu, max(peaks), sum(peaks)))
+            read = [s for s in group if s.wait_last is not None]
+            waited = sum((s.wait_last or 0.0) - (s.wait_start or 0.0) for s in read)
+            shown = waited if read else None
+            rows.append(Usage(role, len(group), cpu, max(peaks), sum(peaks), shown))
         return sorted(rows, key=lambda u: u.role)
 
     @property
@@ -152,6 +167,25 @@ def high_water_mark(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def run_queue_seconds(pid: int) -> float | None:
+    """Seconds the process's threads, all added up, spent ready to run but not running.
+
+    The second field of each thread's /proc schedstat (nanoseconds); None where the kernel does
+    not keep it. A thread that ended takes its share with it, so this undercounts a process that
+    starts and ends threads; gunicorn's and RQ's live as long as the process.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+    except OSError:
+        return None
+    return total / 1e9
 
 
 def machine_busy_seconds() -> float:

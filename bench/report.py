@@ -212,21 +212,23 @@ def _ussd_lines(f: Figures) -> list[str]:
 
 def usage_lines(step: Step) -> list[str]:
     lines = [
-        f"processes   CPU over the {step.cpu_seconds:.1f} s phase, peak RSS (VmHWM)",
-        "  | process | n | CPU s | % of one core | peak RSS MB (largest) |",
-        "  |---|---:|---:|---:|---:|",
+        f"processes   CPU over the {step.cpu_seconds:.1f} s phase, peak RSS (VmHWM), and the"
+        " time ready to run but waiting for a CPU (every thread's, added up)",
+        "  | process | n | CPU s | % of one core | waited for a CPU s | peak RSS MB (largest) |",
+        "  |---|---:|---:|---:|---:|---:|",
     ]
     ours = 0.0
     for u in step.usage:
         ours += u.cpu_seconds
+        waited = "-" if u.waited_seconds is None else f"{u.waited_seconds:.1f}"
         lines.append(
             f"  | {u.role} | {u.processes} | {u.cpu_seconds:.1f} | "
-            f"{100 * u.cpu_seconds / step.cpu_seconds:.0f} | {u.rss_peak_mb:.0f} |"
+            f"{100 * u.cpu_seconds / step.cpu_seconds:.0f} | {waited} | {u.rss_peak_mb:.0f} |"
         )
     other = step.machine_busy - ours
     lines.append(
         f"  | everything else on the machine | | {other:.1f} | "
-        f"{100 * other / step.cpu_seconds:.0f} | |"
+        f"{100 * other / step.cpu_seconds:.0f} | | |"
     )
     return lines
 
