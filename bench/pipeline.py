@@ -87,6 +87,7 @@ class Options:
     load_nice: int = 0  # the load process's niceness: below 0, it is served before the gateway
     ussd_nice: int = 0  # the USSD pool's niceness (with --ussd-web)
     ussd_redis: str = "own"  # "own": USSD sessions on a Redis without AOF; "shared": the inbox's
+    worker_nice: int = 0  # the intake and replies workers' niceness: above 0, the web goes first
     # The sessions the registry's slices are cut for, when a phase runs fewer than the others
     # (bench.targets' SMS-only --max): every phase's slice of voters stays the same and disjoint.
     slice_ussd_sessions: int | None = None
@@ -135,6 +136,13 @@ def parse(argv: Sequence[str] | None) -> Options:
         default=0,
         help="the USSD pool's niceness (-5: its hops are served before the SMS and the workers, "
         "as on CPUs of its own; needs root)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="the intake and replies workers' niceness (5: the webhooks, which answer in "
+        "milliseconds, go before the workers, which have 2 s)",
     )
     parser.add_argument(
         "--ussd-redis",
@@ -205,6 +213,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         args.load_nice,
         args.ussd_nice,
         args.ussd_redis,
+        args.worker_nice,
     )
 
 
@@ -384,7 +393,7 @@ def settings_lines(options: Options, env: dict[str, str], phases: Sequence[Phase
             if options.ussd_web
             else ", on the same gunicorn"
         )
-        + f"; load process at nice {options.load_nice}",
+        + f"; load process at nice {options.load_nice}; workers at nice {options.worker_nice}",
     ]
 
 

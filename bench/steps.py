@@ -144,6 +144,7 @@ class StepRun:
                     )
                 )
                 roots[f"worker {n}"] = worker.pid
+                self._renice(worker.pid)
             for n in range(1, self.options.reply_workers + 1):
                 replies = processes.enter_context(
                     stack.started(
@@ -153,6 +154,7 @@ class StepRun:
                     )
                 )
                 roots[f"replies worker {n}"] = replies.pid
+                self._renice(replies.pid)
             time.sleep(2)  # the workers register with RQ and start their pumps
             spec = load_spec(
                 self.options,
@@ -188,6 +190,11 @@ class StepRun:
         if self.options.profile:
             out(*profile_lines(self.folder, self.index))
         return step, counts
+
+    def _renice(self, pid: int) -> None:
+        """The worker's process group (it and what it forks) at --worker-nice."""
+        if self.options.worker_nice:
+            os.setpriority(os.PRIO_PGRP, pid, self.options.worker_nice)
 
     def _web_argv(self) -> list[str]:
         if self.options.profile:
