@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -126,17 +127,20 @@ class PersonRow(Base):
 
 
 class PhoneRow(Base):
-    """One of a person's phones, keyed by the pair: an ID of its own cost an index (0004)."""
+    """One of a person's phones. One key is the look-up, the uniqueness and the row (0004)."""
 
     __tablename__ = "phones"
-    __table_args__ = (Index("ix_phones_lookup", "consultation_id", "phone_digest"),)
+    # Found by (consultation, phone), then the person, read from the key itself. Unique exactly
+    # when (person, phone) is: a person belongs to one consultation. One phone may be several
+    # people's (a family's).
+    __table_args__ = (PrimaryKeyConstraint("consultation_id", "phone_digest", "person_id"),)
 
     # The person's consultation, repeated so that the look-up by (consultation, phone) needs no
     # join. No foreign key: person_id's already implies it, and a second cost a check per phone
     # on import (migration 0002).
     consultation_id: Mapped[int] = mapped_column(Integer)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
-    phone: Mapped[str] = mapped_column("phone_digest", Digest(), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    phone: Mapped[str] = mapped_column("phone_digest", Digest())
 
 
 class InboundRow(Base):

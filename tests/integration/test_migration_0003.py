@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway import migrate
@@ -100,5 +100,20 @@ def test_an_upgrade_that_would_break_a_key_is_refused_plainly_and_changes_nothin
         with engine.connect() as db:
             version = db.execute(text("SELECT version_num FROM alembic_version")).scalar()
             people = db.execute(text("SELECT id, consultation_id, circuit_id FROM people")).all()
+            others = other_connections(db)
         assert (version, people, people_keys(engine)) == ("0002", [(1, 1, 2)], ONE_EACH)
+        assert others == 0  # the refused upgrade closed its own connection
         engine.dispose()
+
+
+def other_connections(db: Connection) -> int:
+    """Connections to this database other than `db` (always 0 on SQLite: a file has none)."""
+    if db.dialect.name != "postgresql":
+        return 0
+    found = db.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+    return int(found.scalar_one())
