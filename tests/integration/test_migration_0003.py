@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway import migrate
 from gateway.cli import main
 from gateway.db import make_engine
-from tests.support.old_schemas import add_person, empty_database, two_consultations
+from tests.support.old_schemas import add_person, database_at, two_consultations
 
 COMPOSITE = [(["circuit_id", "consultation_id"], "circuits", ["id", "consultation_id"])]
 BASE = 9_000_000
@@ -35,9 +35,7 @@ def people_keys(engine: Engine) -> list[tuple[list[str], str, list[str]]]:
 def test_a_database_at_0002_keeps_its_people_through_0003_and_back(
     kind: str, tmp_path: Path
 ) -> None:
-    with empty_database(kind, tmp_path) as url:
-        migrate.upgrade(url, "0002")
-        engine = create_engine(url)
+    with database_at("0002", kind, tmp_path) as (url, engine):
         with engine.begin() as db:
             two_consultations(db)
             add_person(db, 1, consultation=1, circuit=1)
@@ -50,7 +48,6 @@ def test_a_database_at_0002_keeps_its_people_through_0003_and_back(
             assert db.execute(text("SELECT id, consultation_id, circuit_id FROM people")).all() == [
                 (1, 1, 1)
             ]
-        engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -85,9 +82,7 @@ def test_an_upgrade_that_would_break_a_key_is_refused_plainly_and_changes_nothin
     # Under 0002 a person's circuit could be another consultation's; 0003's key forbids it.
     # PostgreSQL checks the key as it is added; SQLite rebuilds the table with its checks off,
     # so env.py checks every key before the one commit.
-    with empty_database(kind, tmp_path) as url:
-        migrate.upgrade(url, "0002")
-        engine = create_engine(url)
+    with database_at("0002", kind, tmp_path) as (url, engine):
         with engine.begin() as db:
             two_consultations(db)
             add_person(db, 1, consultation=1, circuit=2)
@@ -103,7 +98,6 @@ def test_an_upgrade_that_would_break_a_key_is_refused_plainly_and_changes_nothin
             others = other_connections(db)
         assert (version, people, people_keys(engine)) == ("0002", [(1, 1, 2)], ONE_EACH)
         assert others == 0  # the refused upgrade closed its own connection
-        engine.dispose()
 
 
 def other_connections(db: Connection) -> int:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway import migrate
-from tests.support.old_schemas import add_person, add_phone, empty_database, two_consultations
+from tests.support.old_schemas import add_person, add_phone, database_at, two_consultations
 
 KEY = ["consultation_id", "phone_digest", "person_id"]
 PAIR = ["person_id", "phone_digest"]
@@ -49,9 +49,7 @@ def a_person_and_two_phones(db: Connection) -> None:
 def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
     kind: str, tmp_path: Path
 ) -> None:
-    with empty_database(kind, tmp_path) as url:
-        migrate.upgrade(url, "0003")
-        engine = create_engine(url)
+    with database_at("0003", kind, tmp_path) as (url, engine):
         with engine.begin() as db:
             a_person_and_two_phones(db)
 
@@ -68,7 +66,6 @@ def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
             assert sorted(ids) == [1, 2, 3]  # the rows there were numbered as the column came
             add_phone(db, 2, 1, "q")  # and a new row still gets its number by itself
             assert phones(db) == [(1, "p"), (1, "q"), (2, "p"), (2, "q")]
-        engine.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -80,13 +77,10 @@ def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
     ],
 )
 def test_a_persons_phone_is_stored_once(kind: str, revision: str, tmp_path: Path) -> None:
-    with empty_database(kind, tmp_path) as url:
-        migrate.upgrade(url, revision)
-        engine = create_engine(url)
+    with database_at(revision, kind, tmp_path) as (url, engine):
         with engine.begin() as db:
             a_person_and_two_phones(db)
         with engine.begin() as db, pytest.raises(IntegrityError):
             add_phone(db, 1, 1, "p")
         with engine.connect() as db:
             assert phones(db) == [(1, "p"), (1, "q")]
-        engine.dispose()

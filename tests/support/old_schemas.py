@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
+from gateway import migrate
 from tests.support import services
 
 
@@ -22,6 +23,18 @@ def empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     with services.postgres_server() as server, services.scratch_database(server) as url:
         yield url
+
+
+@contextmanager
+def database_at(revision: str, kind: str, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """A fresh database migrated to `revision`: its URL and an engine, disposed of afterwards."""
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, revision)
+        engine = create_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 def two_consultations(db: Connection, base: int = 0) -> None:
