@@ -59,12 +59,15 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations up to REVISION."""
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     from gateway.migrate import UpgradeRefused, upgrade
 
     settings = Settings.from_env()
-    _ensure_sqlite_folder(settings)
+    try:
+        _ensure_sqlite_folder(settings)
+    except OSError as failed:
+        raise click.ClickException(f"cannot create the database's folder: {failed}") from None
     try:
         upgrade(settings.database_url, revision)
     except UpgradeRefused as refused:
@@ -72,6 +75,11 @@ def db_upgrade(revision: str) -> None:
     except IntegrityError as refused:  # PostgreSQL checks a new key as it is added
         reason = str(refused.orig).splitlines()[0]
         raise click.ClickException(f"upgrade refused: {reason}; nothing was changed") from None
+    except OperationalError as failed:  # unreachable, or a file it may not open
+        reason = str(failed.orig).splitlines()[0]
+        raise click.ClickException(
+            f"the database refused: {reason} (is DATABASE_URL right?)"
+        ) from None
     click.echo(f"database at {revision}")
 
 
