@@ -182,7 +182,7 @@ def run_queue_seconds(pid: int) -> float | None:
             try:
                 total += int((task / "schedstat").read_text().split()[1])
             except (OSError, IndexError, ValueError):
-                continue  # a thread that ended meanwhile
+                continue  # a thread that ended meanwhile (or a line not as expected)
     except OSError:
         return None
     return total / 1e9
