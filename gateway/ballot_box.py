@@ -240,10 +240,17 @@ def claim_first_votes(session: Session, claims: list[dict[str, object]]) -> int:
     """Record these first votes in one statement; how many were still unclaimed.
 
     Each claim holds consultation_id, person_id, receipt, voted_at and channel. A claim someone
-    else's transaction made first is skipped by the unique key and not counted.
+    else's transaction made first is skipped by the unique key and not counted. The claims go in
+    in key order, so that two batches claiming some of the same people wait for each other
+    instead of deadlocking (as `intake.record_batch` explains).
     """
     returning = (ParticipationRow.person_id,)
-    return len(insert_rows(session, ParticipationRow, claims, returning, True).all())
+    ordered = sorted(claims, key=_participation_key)
+    return len(insert_rows(session, ParticipationRow, ordered, returning, True).all())
+
+
+def _participation_key(claim: dict[str, Any]) -> tuple[int, int]:
+    return claim["consultation_id"], claim["person_id"]
 
 
 def claim_replacement(
