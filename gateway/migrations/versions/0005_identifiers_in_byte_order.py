@@ -4,20 +4,23 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02 03:00:00
 
-The keyed hashes of national IDs and phones, and the providers' message IDs, are looked up and
-kept unique by index, and every insert into those indexes compares its value with a dozen
-others. Under the database's default collation each comparison goes through the C library's
-locale-aware `strcoll`, which orders words of a language; these values are hex and ASCII codes
+The keyed hashes of national IDs and phones, and the providers' message IDs, are looked up and kept
+unique by index, and every insert into those indexes compares its value with a dozen others. Under
+the database's default collation each comparison goes through the locale's rules (glibc's
+`strcoll`, or ICU's), which order the words of a language; these values are hex and ASCII codes
 whose only order that matters is any fixed one. Under `COLLATE "C"` PostgreSQL compares them with
-`memcmp`. COPY of 1,250,000 hashes into a table keyed on one took 5.3 to 5.6 s under "C" against
-6.5 to 6.6 under C.UTF-8 and 7.6 under an ICU Spanish collation (docs/performance.md, thirteenth
-session); a registry import writes two such indexes.
+`memcmp`. COPY of 1,250,000 rows into a table keyed like phones took 6.4 to 7.0 s under "C" against
+8.6 to 10.7 s under an ICU Spanish collation (three alternating pairs), and 5.9 to 6.9 against 6.3
+to 8.2 under this machine's C.UTF-8, which glibc compares almost as bytes (five pairs, "C" faster
+in four); the import of a million people, which writes two such indexes, did not move measurably on
+C.UTF-8 (docs/performance.md, thirteenth session). A database created in a Spanish locale, as a
+deployment here would be, gains the most.
 
 Only the collation changes, so PostgreSQL rewrites no table, but it rebuilds the indexes on these
-columns: minutes for a national registry, once. SQLite already compares text as bytes (BINARY).
-The models leave the collation out on purpose: the same types are cast into arrays for the bulk
-statements, where a collation cannot be written, and a comparison between a "C" column and a
-value of the default collation is made in "C".
+columns, holding their tables meanwhile: upgrade between rounds, as for every migration. SQLite
+already compares text as bytes (BINARY). The models leave the collation out on purpose: the same
+types are cast into arrays for the bulk statements, where a collation cannot be written, and a
+comparison between a "C" column and a value of the default collation is made in "C".
 """
 
 import sqlalchemy as sa
