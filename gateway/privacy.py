@@ -60,8 +60,9 @@ class Keys:
         )
 
     def digest(self, value: str) -> str:
-        mac = hmac.new(self.digest_key, value.encode(), hashlib.sha256)
-        return mac.hexdigest()[:DIGEST_LENGTH]
+        # The one-shot form: the same HMAC-SHA256 without building an HMAC object, 1.8 against
+        # 2.4 µs a call; an import makes two or three a row (docs/performance.md, thirteenth).
+        return hmac.digest(self.digest_key, value.encode(), "sha256").hex()[:DIGEST_LENGTH]
 
     @property
     def _cipher(self) -> AESGCM:
