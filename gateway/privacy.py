@@ -61,7 +61,8 @@ class Keys:
 
     def digest(self, value: str) -> str:
         # The one-shot form: the same HMAC-SHA256 without building an HMAC object, 1.8 against
-        # 2.4 µs a call; an import makes two or three a row (docs/performance.md, thirteenth).
+        # 2.4 µs a call. A message is hashed several times on its way (flood counters, the
+        # registry look-up, opt-outs, reply caps); the importer has its own (imports/protect.py).
         return hmac.digest(self.digest_key, value.encode(), "sha256").hex()[:DIGEST_LENGTH]
 
     @property
