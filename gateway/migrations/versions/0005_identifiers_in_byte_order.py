@@ -9,11 +9,11 @@ unique by index, and every insert into those indexes compares its value with a d
 the database's default collation each comparison goes through the locale's rules (glibc's
 `strcoll`, or ICU's), which order the words of a language; these values are hex and ASCII codes
 whose only order that matters is any fixed one. Under `COLLATE "C"` PostgreSQL compares them with
-`memcmp`. COPY of 1,250,000 rows into a table keyed like phones took 6.4 to 7.0 s under "C" against
-8.6 to 10.7 s under an ICU Spanish collation (three alternating pairs), and 5.9 to 6.9 against 6.3
-to 8.2 under this machine's C.UTF-8, which glibc compares almost as bytes (five pairs, "C" faster
-in four); the import of a million people, which writes two such indexes, did not move measurably on
-C.UTF-8 (docs/performance.md, thirteenth session). A database created in a Spanish locale, as a
+`memcmp`. COPY of 1,250,000 rows into a table keyed like phones took 6.2 to 6.8 s under "C" against
+8.5 to 9.6 s under an ICU Spanish collation and 7.3 to 8.0 s under this machine's C.UTF-8 (three
+alternating rounds, `python -m bench.collation`); the import of a million people, which writes two
+such indexes, did not move measurably on C.UTF-8 (four alternating pairs, within the machine's
+drift; docs/performance.md, thirteenth session). A database created in a Spanish locale, as a
 deployment here would be, gains the most.
 
 Only the collation changes, so PostgreSQL rewrites no table, but it rebuilds the indexes on these
