@@ -11,7 +11,13 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway import migrate
-from tests.support.old_schemas import add_person, add_phone, database_at, two_consultations
+from tests.support.old_schemas import (
+    add_person,
+    add_phone,
+    database_at,
+    phone_rows,
+    two_consultations,
+)
 
 KEY = ["consultation_id", "phone_digest", "person_id"]
 PAIR = ["person_id", "phone_digest"]
@@ -30,11 +36,6 @@ def phones_shape(engine: Engine) -> tuple[bool, list[str], list[list[str]], list
             if "duplicates_constraint" not in index
         ),
     )
-
-
-def phones(db: Connection) -> list[tuple[int, str]]:
-    found = db.execute(text("SELECT person_id, phone_digest FROM phones ORDER BY 1, 2")).all()
-    return [(person, digest) for person, digest in found]
 
 
 def a_person_and_two_phones(db: Connection) -> None:
@@ -56,7 +57,7 @@ def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
         migrate.upgrade(url)
         assert phones_shape(engine) == (False, KEY, [], [])
         with engine.begin() as db:
-            assert phones(db) == [(1, "p"), (1, "q")]
+            assert phone_rows(db) == [(1, "p"), (1, "q")]
             add_phone(db, 2, 1, "p")  # one family phone, two people: still allowed
 
         command.downgrade(migrate.alembic_config(url), "0003")
@@ -65,7 +66,7 @@ def test_a_database_at_0003_keeps_its_phones_through_0004_and_back(
             ids = db.execute(text("SELECT id FROM phones")).scalars().all()
             assert sorted(ids) == [1, 2, 3]  # the rows there were numbered as the column came
             add_phone(db, 2, 1, "q")  # and a new row still gets its number by itself
-            assert phones(db) == [(1, "p"), (1, "q"), (2, "p"), (2, "q")]
+            assert phone_rows(db) == [(1, "p"), (1, "q"), (2, "p"), (2, "q")]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -83,4 +84,4 @@ def test_a_persons_phone_is_stored_once(kind: str, revision: str, tmp_path: Path
         with engine.begin() as db, pytest.raises(IntegrityError):
             add_phone(db, 1, 1, "p")
         with engine.connect() as db:
-            assert phones(db) == [(1, "p"), (1, "q")]
+            assert phone_rows(db) == [(1, "p"), (1, "q")]

@@ -10,7 +10,13 @@ from alembic import command
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from gateway import migrate
-from tests.support.old_schemas import add_person, add_phone, database_at, two_consultations
+from tests.support.old_schemas import (
+    add_person,
+    add_phone,
+    database_at,
+    phone_rows,
+    two_consultations,
+)
 
 MIGRATION = importlib.import_module("gateway.migrations.versions.0005_identifiers_in_byte_order")
 COLUMNS = sorted(
@@ -27,11 +33,6 @@ def collations(engine: Engine) -> dict[tuple[str, str], str | None]:
     with engine.connect() as db:
         found = {(table, column): collation for table, column, collation in db.execute(query)}
     return {key: found[key] for key in COLUMNS}
-
-
-def phones(db: Connection) -> list[tuple[int, str]]:
-    found = db.execute(text("SELECT person_id, phone_digest FROM phones ORDER BY 1, 2")).all()
-    return [(person, digest) for person, digest in found]
 
 
 def a_person_with_two_phones(db: Connection) -> None:
@@ -52,7 +53,7 @@ def test_on_postgresql_every_identifier_is_compared_as_bytes_after_0005_and_not_
         migrate.upgrade(url)
         assert collations(engine) == dict.fromkeys(COLUMNS, "C")
         with engine.begin() as db:
-            assert phones(db) == [(1, "a1"), (1, "b0")]
+            assert phone_rows(db) == [(1, "a1"), (1, "b0")]
             look_up = "SELECT person_id FROM phones WHERE consultation_id = 1 AND phone_digest = :d"
             found = db.execute(text(look_up), {"d": "b0"}).scalars()
             assert list(found) == [1]
@@ -60,7 +61,7 @@ def test_on_postgresql_every_identifier_is_compared_as_bytes_after_0005_and_not_
         command.downgrade(migrate.alembic_config(url), "0004")
         assert set(collations(engine).values()) == {None}
         with engine.begin() as db:
-            assert phones(db) == [(1, "a1"), (1, "b0")]
+            assert phone_rows(db) == [(1, "a1"), (1, "b0")]
 
 
 def test_on_sqlite_0005_changes_nothing_and_keeps_the_rows(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_on_sqlite_0005_changes_nothing_and_keeps_the_rows(tmp_path: Path) -> No
         migrate.upgrade(url)
         with engine.begin() as db:
             assert db.execute(text("SELECT sql FROM sqlite_master ORDER BY name")).all() == before
-            assert phones(db) == [(1, "a1"), (1, "b0")]
+            assert phone_rows(db) == [(1, "a1"), (1, "b0")]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

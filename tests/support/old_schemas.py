@@ -74,3 +74,9 @@ def add_phone(db: Connection, person: int, consultation: int, digest: str) -> No
         ),
         {"consultation": consultation, "person": person, "digest": digest},
     )
+
+
+def phone_rows(db: Connection) -> list[tuple[int, str]]:
+    """Every phone as (person, digest), in that order."""
+    found = db.execute(text("SELECT person_id, phone_digest FROM phones ORDER BY 1, 2")).all()
+    return [(person, digest) for person, digest in found]
