@@ -72,6 +72,16 @@ def judged(
             id="a faster ceiling after --max than the one at the start can miss the ratio",
         ),
         pytest.param(
+            {"around": (step(None, webhook_per_second=2_600.0), CEILING)},
+            set(),
+            id="ceilings 24 percent apart around the phase still judge the ratio",
+        ),
+        pytest.param(
+            {"around": (step(None, webhook_per_second=2_500.0), CEILING)},
+            {RATIO},
+            id="ceilings more than a quarter apart around the phase miss the ratio, however high",
+        ),
+        pytest.param(
             {"around_with_ussd": (CEILING, step(None, webhook_per_second=4_000.0))},
             set(),
             id="the ceilings around the --max phase with USSD do not judge the ratio",
