@@ -117,19 +117,31 @@ def claim_pending(session: Session, inbound_ids: Sequence[int]) -> list[Message]
     return [Message(*row) for row in session.execute(query)]
 
 
+# How many times a batch is judged with its claims together before it is judged one claim at a
+# time. A claim loses only to a rival that has committed (the insert waits for it), so the next
+# judging reads the rival's vote and does not claim that person again: a second attempt loses
+# only to yet another rival, for another person, in between.
+TOGETHER_ATTEMPTS = 3
+
+
 def handle_batch(session: Session, messages: list[Message], settings: Settings) -> list[int]:
     """Judge each message in order, mark it done, and record its reply; the reply IDs.
 
-    First with the first votes claimed together (one statement), from a savepoint; if another
-    transaction counted one of those people first, again from the savepoint, one claim at a time.
+    The first votes are claimed together (one statement, in key order), from a savepoint; if
+    another transaction counted one of those people first, the batch is judged again from the
+    savepoint, the same way, up to TOGETHER_ATTEMPTS times, and then one claim at a time. Claims
+    made together take their keys in one order in every batch, so two batches racing for the same
+    voters wait for each other; one at a time, in message order, they could deadlock.
     """
     if not messages:
         return []
-    try:
-        with session.begin_nested():
-            return _judge_batch(session, messages, settings, defer_claims=True)
-    except ClaimLostError:
-        return _judge_batch(session, messages, settings, defer_claims=False)
+    for _ in range(TOGETHER_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _judge_batch(session, messages, settings, defer_claims=True)
+        except ClaimLostError:
+            continue
+    return _judge_batch(session, messages, settings, defer_claims=False)
 
 
 def _judge_batch(

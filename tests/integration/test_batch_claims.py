@@ -46,22 +46,28 @@ def statements_seen(rt: Runtime) -> Iterator[list[str]]:
 
 
 @contextmanager
-def rival_counts_first(rt: Runtime) -> Iterator[list[int]]:
-    """Just before the batch's claim, another transaction counts the first person it claims."""
+def rival_counts_first(rt: Runtime, times: int = 1) -> Iterator[list[int]]:
+    """Just before each of the batch's first `times` claim statements, another transaction
+    counts the first person that statement claims."""
     rivals: list[int] = []
+    inside: list[bool] = []  # the rival's own insert passes through here too
 
     def interpose(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if rivals or not statement.startswith(CLAIM) or not isinstance(parameters, dict):
+        if inside or len(rivals) >= times or not statement.startswith(CLAIM):
+            return
+        if not isinstance(parameters, dict):
             return
         consultation, person = first_claim(parameters)
         rivals.append(person)
+        inside.append(True)
         with rt.sessions() as rival, rival.begin():
             rival.execute(
                 insert(ParticipationRow).values(
-                    consultation_id=consultation, person_id=rivals[0], receipt="RIVAL0001",
-                    voted_at=datetime.now(UTC), channel="ussd",
+                    consultation_id=consultation, person_id=person,
+                    receipt=f"RIVAL000{len(rivals)}", voted_at=datetime.now(UTC), channel="ussd",
                 )
             )  # fmt: skip
+        inside.clear()
 
     event.listen(rt.engine, "before_cursor_execute", interpose)
     try:
@@ -106,9 +112,12 @@ def test_a_voter_counted_by_another_transaction_meanwhile_is_answered_already_vo
         pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
     seed(rt.sessions, people=PEOPLE)
     ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
-    with rival_counts_first(rt) as rivals:
+    with rival_counts_first(rt) as rivals, statements_seen(rt) as seen:
         assert intake.process_inbound(ids)["processed"] == 3
     assert len(rivals) == 1
+    # Judged again with the two claims left together, not one at a time (which could deadlock
+    # against a batch claiming the same people in another order). The rival's insert is seen too.
+    assert sum(s.startswith(CLAIM) for s in seen) - len(rivals) == 2
     outcomes = outcomes_by_sender(rt)
     assert sorted(o for sender in outcomes for o in outcomes[sender]) == [
         "already_voted", "confirmed", "confirmed",
@@ -120,3 +129,20 @@ def test_a_voter_counted_by_another_transaction_meanwhile_is_answered_already_vo
     with rt.sessions() as session:
         receipts = set(session.scalars(select(ParticipationRow.receipt)))
     assert "RIVAL0001" in receipts
+
+
+def test_a_batch_that_loses_a_claim_at_every_attempt_ends_judged_one_claim_at_a_time(
+    rt: Runtime,
+) -> None:
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
+    seed(rt.sessions, people=PEOPLE)
+    ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+    with rival_counts_first(rt, times=intake.TOGETHER_ATTEMPTS) as rivals:
+        assert intake.process_inbound(ids)["processed"] == 3
+    assert len(set(rivals)) == intake.TOGETHER_ATTEMPTS == 3  # a new person lost each time
+    outcomes = outcomes_by_sender(rt)
+    assert sorted(o for sender in outcomes for o in outcomes[sender]) == ["already_voted"] * 3
+    assert count(rt, ParticipationRow) == 3
+    assert count(rt, VoteRow) == 0
+    assert count(rt, OutboundRow) == 3
