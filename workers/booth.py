@@ -59,7 +59,8 @@ class Booth:
     worker's time. Deferred, the booth judges the batch as if each of its claims will win (it
     almost always does: losing needs two workers judging the same person at once), then claims
     them in one `INSERT … ON CONFLICT DO NOTHING RETURNING`. If any claim lost, `settle` raises
-    `ClaimLostError` and the caller judges the batch again one claim at a time, from a savepoint.
+    `ClaimLostError` and the caller judges the batch again from a savepoint (`intake.handle_batch`:
+    together again a few times, then one claim at a time).
     """
 
     def __init__(
