@@ -96,6 +96,15 @@ def outcomes_by_sender(rt: Runtime) -> dict[str, list[str]]:
     return found
 
 
+def three_first_votes_beside_a_rival(rt: Runtime) -> list[int]:
+    """Ana, Beto and Carla's first votes, recorded; on PostgreSQL only, where a rival can commit
+    in the middle of a batch."""
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
+    seed(rt.sessions, people=PEOPLE)
+    return record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+
+
 def test_a_batch_of_three_first_votes_claims_them_in_one_statement(rt: Runtime) -> None:
     seed(rt.sessions, people=PEOPLE)
     ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
@@ -108,10 +117,7 @@ def test_a_batch_of_three_first_votes_claims_them_in_one_statement(rt: Runtime) 
 def test_a_voter_counted_by_another_transaction_meanwhile_is_answered_already_voted(
     rt: Runtime,
 ) -> None:
-    if rt.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
-    seed(rt.sessions, people=PEOPLE)
-    ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+    ids = three_first_votes_beside_a_rival(rt)
     with rival_counts_first(rt) as rivals, statements_seen(rt) as seen:
         assert intake.process_inbound(ids)["processed"] == 3
     assert len(rivals) == 1
@@ -134,10 +140,7 @@ def test_a_voter_counted_by_another_transaction_meanwhile_is_answered_already_vo
 def test_a_batch_that_loses_a_claim_at_every_attempt_ends_judged_one_claim_at_a_time(
     rt: Runtime,
 ) -> None:
-    if rt.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite takes one writer at a time: no rival can commit mid-batch")
-    seed(rt.sessions, people=PEOPLE)
-    ids = record_directly(rt, [(ANA, "VOTO 1"), (BETO, "VOTO 2"), (CARLA, "VOTO 3")])
+    ids = three_first_votes_beside_a_rival(rt)
     with rival_counts_first(rt, times=intake.TOGETHER_ATTEMPTS) as rivals:
         assert intake.process_inbound(ids)["processed"] == 3
     assert len(set(rivals)) == intake.TOGETHER_ATTEMPTS == 3  # a new person lost each time
