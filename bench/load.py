@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import plan as plans
-from bench import probes, wire
+from bench import priority, probes, wire
 from bench.plan import Request
 
 HOPS = ("dial", "vote", "option", "confirm")
@@ -96,8 +96,8 @@ def prioritised(nice: int) -> int:
     """
     if nice:
         with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-    return os.getpriority(os.PRIO_PROCESS, 0)
+            priority.set_niceness(os.getpid(), nice)  # it leads a session of its own
+    return priority.niceness(os.getpid())
 
 
 def say(word: str, **fields: Any) -> None:

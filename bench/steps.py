@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import analysis, report, stack
+from bench import analysis, priority, report, stack
 from bench.meter import Meter, QueueWatch
 from bench.report import Step
 
@@ -130,8 +130,8 @@ class StepRun:
                     stack.started(self._web_argv(), ussd_env, ussd_log)
                 )
                 stack.wait_healthy(ussd_web, ussd_port)
-                if self.options.ussd_nice:  # the master and its workers: one process group
-                    os.setpriority(os.PRIO_PGRP, ussd_web.pid, self.options.ussd_nice)
+                if self.options.ussd_nice:  # the master and its workers: one session
+                    priority.set_niceness(ussd_web.pid, self.options.ussd_nice)
                 roots["web ussd"] = ussd_web.pid
             if self.provider_pid:
                 roots["provider stand-in"] = self.provider_pid
@@ -192,9 +192,9 @@ class StepRun:
         return step, counts
 
     def _renice(self, pid: int) -> None:
-        """The worker's process group (it and what it forks) at --worker-nice."""
+        """The worker's session (it and what it forks) at --worker-nice."""
         if self.options.worker_nice:
-            os.setpriority(os.PRIO_PGRP, pid, self.options.worker_nice)
+            priority.set_niceness(pid, self.options.worker_nice)
 
     def _web_argv(self) -> list[str]:
         if self.options.profile:
@@ -329,7 +329,15 @@ def drive(
 @contextlib.contextmanager
 def load_process(spec_path: Path, log: Any) -> Iterator[subprocess.Popen[bytes]]:
     argv = [sys.executable, "-m", "bench.load", str(spec_path)]
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)  # noqa: S603
+    # A session of its own, as every other process here: its niceness, the provider's
+    # precedence, then weighs it against the gateway's sessions (bench/priority.py).
+    process = subprocess.Popen(  # noqa: S603
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:
