@@ -4,12 +4,11 @@ Africa's Talking USSD sessions alongside, over keep-alive loopback connections.
     python -m bench.load SPEC.json      (started by bench.pipeline; not meant to be run by hand)
 
 It is a process of its own so that its CPU is measured apart from the gateway's. It builds and
-signs every request first, says READY, and waits for `go` on stdin. Then, on one asyncio loop
-(uvloop's, when the spec asks): the SMS senders, the USSD sessions, and a prober that watches a
-sample of acknowledged messages until the worker's commit makes them visible as done. It says
-LOADED when the timed phase ends (so the orchestrator can stop its CPU clocks), waits for the
-drain, writes its records to the spec's `out` folder and says DONE. Every line it prints on
-stdout is `WORD {json}`.
+signs every request first, says READY, and waits for `go` on stdin. Then, on one asyncio loop:
+the SMS senders, the USSD sessions, and a prober that watches a sample of acknowledged messages
+until the worker's commit makes them visible as done. It says LOADED when the timed phase ends
+(so the orchestrator can stop its CPU clocks), waits for the drain, writes its records to the
+spec's `out` folder and says DONE. Every line it prints on stdout is `WORD {json}`.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,22 +80,11 @@ def main(argv: list[str]) -> int:
         reused_voters=reused,
         sign_seconds=round(time.perf_counter() - started, 2),
         nice=nice,
-        loop=spec.get("loop", "asyncio"),
     )
     if sys.stdin.readline().strip() != "go":
         return 1
-    loop_runner(spec.get("loop", "asyncio"))(run(spec, plan))
+    asyncio.run(run(spec, plan))
     return 0
-
-
-def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """`asyncio.run`, or uvloop's: the same loop API in C, so each request costs this process
-    less of the CPUs it shares with the gateway it measures."""
-    if name == "uvloop":
-        import uvloop  # noqa: PLC0415 - optional: only the loop that asks for it needs it
-
-        return uvloop.run
-    return asyncio.run
 
 
 def prioritised(nice: int) -> int:

@@ -88,7 +88,6 @@ class Options:
     ussd_nice: int = 0  # the USSD pool's niceness (with --ussd-web)
     ussd_redis: str = "own"  # "own": USSD sessions on a Redis without AOF; "shared": the inbox's
     worker_nice: int = 0  # the intake and replies workers' niceness: above 0, the web goes first
-    load_loop: str = "uvloop"  # the load process's event loop: "uvloop" or "asyncio"
     # The sessions the registry's slices are cut for, when a phase runs fewer than the others
     # (bench.targets' SMS-only --max): every phase's slice of voters stays the same and disjoint.
     slice_ussd_sessions: int | None = None
@@ -144,13 +143,6 @@ def parse(argv: Sequence[str] | None) -> Options:
         default=0,
         help="the intake and replies workers' niceness (5: the webhooks, which answer in "
         "milliseconds, go before the workers, which have 2 s)",
-    )
-    parser.add_argument(
-        "--load-loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
-        help="the load process's event loop (default uvloop: less of the shared CPUs a request "
-        "than asyncio's own, which every run before 2026-12-02's run 229 used)",
     )
     parser.add_argument(
         "--ussd-redis",
@@ -222,7 +214,6 @@ def parse(argv: Sequence[str] | None) -> Options:
         args.ussd_nice,
         args.ussd_redis,
         args.worker_nice,
-        load_loop=args.load_loop,
     )
 
 
@@ -402,8 +393,7 @@ def settings_lines(options: Options, env: dict[str, str], phases: Sequence[Phase
             if options.ussd_web
             else ", on the same gunicorn"
         )
-        + f"; load process at nice {options.load_nice} on {options.load_loop}"
-        + f"; workers at nice {options.worker_nice}",
+        + f"; load process at nice {options.load_nice}; workers at nice {options.worker_nice}",
     ]
 
 

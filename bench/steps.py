@@ -270,7 +270,6 @@ def load_spec(
         "probes": None,
         "drain_seconds": 0,
         "nice": options.load_nice,
-        "loop": options.load_loop,
     }
     if workers:
         spec["ussd"] = {
