@@ -1,7 +1,7 @@
 """A niceness that takes effect whether or not the kernel groups processes by session.
 
-With `kernel.sched_autogroup_enabled = 1` (most distributions' default, and this project's
-machines') the scheduler first shares the CPUs between sessions, one "autogroup" each, and only
+With `kernel.sched_autogroup_enabled = 1` (many distributions' default, and the machine this was
+measured on) the scheduler first shares the CPUs between sessions, one "autogroup" each, and only
 then between the processes inside a session. A process's niceness weighs it against the other
 processes of its own session and nothing else (sched(7), "The autogroup feature"). The benchmark
 starts every process as the leader of a session of its own, so `setpriority` on one changed
