@@ -192,9 +192,14 @@ def circuit_codes(session: Session, circuit_ids: Iterable[int]) -> dict[int, str
 
 
 def standing_votes(
-    session: Session, consultation_id: int, person_ids: Iterable[int]
+    session: Session, consultation_id: int, person_ids: Iterable[int], lock: bool = False
 ) -> dict[int, Participation]:
-    """Who among these already voted in the consultation: one probe of the key per person."""
+    """Who among these already voted in the consultation: one probe of the key per person.
+
+    With `lock`, their participations are locked for this transaction, in key order, waiting for
+    any transaction that holds one: a batch that may replace these votes takes every lock it
+    will need at once, in the one order every batch takes them.
+    """
     columns = (
         ParticipationRow.person_id,
         ParticipationRow.receipt,
@@ -204,6 +209,7 @@ def standing_votes(
     query = by_unique_key(
         session, columns, ParticipationRow.person_id, set(person_ids),
         ParticipationRow.consultation_id == consultation_id,
+        lock="wait" if lock else None,
     )  # fmt: skip
     return {row[0]: Participation(*row) for row in session.execute(query)}
 

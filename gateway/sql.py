@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+# How `by_unique_key` locks the rows it finds: not at all, skipping held rows, or waiting for them.
+Lock = Literal["skip", "wait"] | None
 
 
 def insert_ignoring_conflicts(session: Session, table: Any) -> Any:
@@ -68,7 +71,7 @@ def by_unique_key(
     key: Any,
     values: Iterable[Any],
     *fixed: ColumnElement[bool],
-    lock: bool = False,
+    lock: Lock = None,
 ) -> Select[Any]:
     """The rows whose unique key is one of `values` (with `fixed`, the key's other columns).
 
@@ -82,20 +85,26 @@ def by_unique_key(
     by probes, under 0.7 (run 85). `LIMIT 1` is what makes each probe an equality on the unique
     index: it is only right for a unique key.
 
-    With `lock`, each row found is locked for this transaction, and a row another transaction
-    holds is skipped (`FOR UPDATE SKIP LOCKED`): a claim.
+    With `lock="skip"`, each row found is locked for this transaction, and a row another
+    transaction holds is skipped (`FOR UPDATE SKIP LOCKED`): a claim. With `lock="wait"`, each
+    row is locked and a held one waited for (`FOR UPDATE`), in key order: the values are probed
+    sorted, one after another, so two transactions locking overlapping rows this way take them
+    in one order and wait for each other instead of deadlocking.
     """
     # Each key once: probed twice, a row this transaction had already locked would come back
     # twice, and a claim would hand the same reply out twice.
     values = list(dict.fromkeys(values))
+    if lock == "wait":
+        values.sort()
+    skip = lock == "skip"
     if session.get_bind().dialect.name != "postgresql":
         query = select(*columns).where(*fixed, key.in_(values))
-        return query.with_for_update(skip_locked=True) if lock else query
+        return query.with_for_update(skip_locked=skip) if lock else query
     listed = bindparam(None, values, type_=postgresql.ARRAY(key.type))
     wanted = func.unnest(listed).table_valued("value").render_derived(name="wanted")
     probe = select(*columns).where(*fixed, key == wanted.c.value).limit(1)
     if lock:
-        probe = probe.with_for_update(skip_locked=True)
+        probe = probe.with_for_update(skip_locked=skip)
     one = probe.lateral("one")
     return select(*one.c).select_from(wanted).join(one, true())
 

@@ -23,7 +23,7 @@ from messages import catalogue
 from messages.ballot import ballot_texts
 from messages.voice import Voice
 from voting import grammar, rules
-from voting.model import Ballot, Consultation, Participation, Person
+from voting.model import Ballot, Consultation, Participation, Person, RevotePolicy
 from voting.receipts import PAPER_RECEIPT, new_receipt
 
 MAX_SHOWN_OPTIONS = 9  # numbers repeated back in the "ambiguous" reply
@@ -95,6 +95,7 @@ class Booth:
         self.ballots: dict[int, Ballot] = {}
         self.circuit_codes: dict[int, str] = {}
         self.standing: dict[int, dict[int, Participation]] = {}
+        self.names: dict[int, str] = {}  # each consultation's name, for receipt checks
         self.ballot_box = PendingVotes()
 
     def settle(self) -> None:
@@ -144,7 +145,7 @@ class Booth:
         """The phone's own choice, else the registry's language for it, else the default."""
         locale = self.languages.get(sender)
         if locale is None and consultation is not None:
-            self._prefetch(consultation.id)
+            self._prefetch(consultation)
             spoken = {p.language for p in self.people[consultation.id].get(sender, [])}
             locale = spoken.pop() if len(spoken) == 1 else None
         return Voice(locale or catalogue.DEFAULT_LOCALE, self.settings.allow_ucs2)
@@ -178,13 +179,21 @@ class Booth:
         """Whether the vote behind a receipt counts; never which option it was."""
         if code is None:
             return Answer("receipt", (voice.say("receipt_unreadable"),))
-        self.store()  # a vote of this very batch is a vote too
-        found = ballot_box.receipt_status(self.session, code)
+        # A vote of this very batch is a vote too, and is still in memory: storing it here would
+        # lock the audit log's head before the batch's other writes (audit.append_many).
+        found = self._receipt_in_batch(code) or ballot_box.receipt_status(self.session, code)
         if found is None:
             return Answer("receipt", (voice.say("receipt_unknown", receipt=code),))
         name, replaced = found
         key = "receipt_replaced" if replaced else "receipt_counted"
         return Answer("receipt", (voice.say(key, receipt=code, name=name),))
+
+    def _receipt_in_batch(self, code: str) -> tuple[str, bool] | None:
+        """(consultation name, replaced?) for a vote this batch cast and has not stored yet."""
+        vote = self.ballot_box.pending.get(code)
+        if vote is None:
+            return None
+        return self.names[vote.consultation_id], vote.replaced_at is not None
 
     def _command(
         self,
@@ -194,7 +203,7 @@ class Booth:
         voice: Voice,
     ) -> Answer:
         """OPCIONES and ESTADO: only about the sender's own registered people."""
-        self._prefetch(consultation.id)
+        self._prefetch(consultation)
         on_phone = self.people[consultation.id].get(message.sender, [])
         person = rules.identify(on_phone, command.national_id, require_id=False)
         if isinstance(person, rules.Reason):
@@ -221,7 +230,7 @@ class Booth:
     def _vote(
         self, message: Message, consultation: Consultation, vote: grammar.Vote, voice: Voice
     ) -> Answer:
-        self._prefetch(consultation.id)
+        self._prefetch(consultation)
         on_phone = self.people[consultation.id].get(message.sender, [])
         standing = self.standing[consultation.id]
         verdict = rules.judge(
@@ -244,18 +253,24 @@ class Booth:
         receipt = standing[verdict.person.id].receipt
         return Answer(key, (voice.say(key, name=consultation.name, receipt=receipt),))
 
-    def _prefetch(self, consultation_id: int) -> None:
+    def _prefetch(self, consultation: Consultation) -> None:
+        consultation_id = consultation.id
         if consultation_id in self.people:
             return
+        self.names[consultation_id] = consultation.name
         people = ballot_box.people_by_phone(self.session, consultation_id, self.senders)
         everyone = [p for on_phone in people.values() for p in on_phone]
         self.people[consultation_id] = people
         circuits = {p.circuit_id for p in everyone}
         self.ballots.update(ballot_box.ballots(self.session, circuits))
         self.circuit_codes.update(ballot_box.circuit_codes(self.session, circuits))
+        # Under `last` any of these votes may be replaced: lock them all now, in key order, so
+        # that two batches replacing the same people wait for each other. Updated one by one in
+        # message order, two batches replacing A then B and B then A deadlocked.
         self.standing[consultation_id] = ballot_box.standing_votes(
-            self.session, consultation_id, [p.id for p in everyone]
-        )
+            self.session, consultation_id, [p.id for p in everyone],
+            lock=consultation.revote is RevotePolicy.LAST,
+        )  # fmt: skip
 
     def _record(
         self, message: Message, consultation: Consultation, accepted: rules.Accepted

@@ -201,7 +201,7 @@ def _claim(rt: runtime.Runtime, session: Session, outbound_ids: list[int]) -> li
     # By the key, one probe a reply: a backlog of queued replies at a peak is exactly when a
     # plan that walks every queued row to find a job's hundred would hurt (test_plans.py).
     columns = (c.id, c.provider, c.recipient_sealed, c.body_sealed)
-    queued = by_unique_key(session, columns, c.id, outbound_ids, c.status == "queued", lock=True)
+    queued = by_unique_key(session, columns, c.id, outbound_ids, c.status == "queued", lock="skip")
     rows = connection.execute(queued).all()
     verdicts = reply_limits.verdicts(rt.redis, rt.settings, [(r[0], r[2]) for r in rows])
     for status in set(verdicts.values()):

@@ -4,29 +4,38 @@ A message the provider re-sent can sit in two batches that two workers write at 
 who voted twice can be claimed by both. Each insert waits for the other transaction's
 uncommitted row with the same key, so two batches taking their keys in different orders can each
 wait for the other: PostgreSQL then kills one ("deadlock detected") and its whole job is redone.
-Each case here makes that order certain rather than left to timing: one transaction holds key A
-and is about to write key B; the rival writes [B, A] meanwhile. Written in the order given, the
-rival holds B while waiting for A, and the holder's B completes the cycle. Written in key order,
-the rival waits at A holding nothing, the holder finishes, and the rival then finds both written.
+Under the `last` policy a batch replaces votes by updating their participations, and an update
+waits for another transaction's lock on the row just the same. Each case here makes that order
+certain rather than left to timing: one transaction holds key A and is about to write key B; the
+rival writes [B, A] meanwhile. Written in the order given, the rival holds B while waiting for A,
+and the holder's B completes the cycle. Written in key order (a replacing batch locks every
+participation it may replace up front, in key order), the rival waits at A holding nothing, the
+holder finishes, and the rival then finds both written.
+
+The last test is the audit log's head, which a batch must lock once, after its other writes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from gateway import ballot_box
+from gateway import audit, ballot_box
+from gateway.audit import vote_entry
+from gateway.models import InboundRow
 from gateway.providers.base import InboundMessage
 from tests.support.factories import seed
-from workers import intake
+from voting.receipts import new_receipt
+from workers import intake, runtime
 from workers.runtime import Runtime
 
 Write = Callable[[Session, list[Any]], int]  # writes these keys; how many were new
@@ -37,6 +46,7 @@ class Case:
     name: str
     keys: Callable[[Runtime], tuple[Any, Any]]  # key A, key B
     write: Write
+    rival_new: int = 0  # what the rival's write finds new once the holder has committed
 
 
 def re_sent_messages(_rt: Runtime) -> tuple[Any, Any]:
@@ -65,9 +75,48 @@ def claim(session: Session, claims: list[Any]) -> int:
     return ballot_box.claim_first_votes(session, claims)
 
 
+def two_people_who_voted_under_last(rt: Runtime) -> tuple[Any, Any]:
+    """Their phones, in the order of their people's keys; each has voted once already."""
+    phones = {f"V1000000{n}": f"+58414123456{n}" for n in (1, 2)}
+    people = [
+        (national_id, "C1", date(1990, 1, 1), [phone]) for national_id, phone in phones.items()
+    ]
+    seeded = seed(rt.sessions, revote="last", people=people)
+    with rt.sessions() as session, session.begin():
+        assert judge(session, list(phones.values()), "VOTO 1") == ["confirmed", "confirmed"]
+    by_key = sorted(phones, key=seeded.people.__getitem__)
+    return phones[by_key[0]], phones[by_key[1]]
+
+
+def judge(session: Session, phones: list[str], body: str) -> list[str]:
+    """A batch of one new message from each phone, in this order, judged; their outcomes."""
+    now = datetime.now(UTC)
+    batch = [
+        InboundMessage("twilio", f"SM{uuid.uuid4().hex}", phone, "+582125550000", body,
+                       now + timedelta(milliseconds=n))
+        for n, phone in enumerate(phones)
+    ]  # fmt: skip
+    recorded = intake.record_batch(session, batch)
+    intake.handle_batch(session, recorded, runtime.current().settings)
+    outcomes = select(InboundRow.outcome).where(InboundRow.id.in_([m.id for m in recorded]))
+    return list(session.scalars(outcomes.order_by(InboundRow.received_at)))
+
+
+def replace(session: Session, phones: list[str]) -> int:
+    return judge(session, phones, "VOTO 2").count("replaced")
+
+
 CASES = [
     Case("a message re-sent into two batches is recorded once", re_sent_messages, record),
     Case("a person in two batches is claimed once", two_registered_people, claim),
+    Case(
+        "two batches replacing the same two people's votes under last",
+        two_people_who_voted_under_last,
+        replace,
+        # Its message for A came after the holder's and replaces it; for B, the holder's came
+        # later (it was written while the rival waited) and stands: "later" is received time.
+        rival_new=1,
+    ),
 ]
 
 
@@ -117,4 +166,47 @@ def test_two_batches_taking_the_same_keys_in_opposite_orders_wait_and_do_not_dea
     rival.join(timeout=30)
     assert not rival.is_alive()
     assert rival.error is None, f"the rival failed: {rival.error}"
-    assert rival.new == 0
+    assert rival.new == case.rival_new
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_receipt_check_in_a_batch_leaves_the_audit_log_to_the_batchs_end(rt: Runtime) -> None:
+    """A RECIBO used to store the batch's votes on the spot, locking the audit log's head while
+    the rest of the batch was judged. A rival batch that had claimed a person this one claims
+    later then waited for that head while holding the claim this batch waited for."""
+    numbers = {f"V1000000{n}": f"+58414123456{n}" for n in (1, 2)}
+    people = [(person, "C1", date(1990, 1, 1), [phone]) for person, phone in numbers.items()]
+    seeded = seed(rt.sessions, people=people)
+    phones = {seeded.people[person]: phone for person, phone in numbers.items()}
+    second = {"consultation_id": seeded.consultation_id, "person_id": max(phones),
+              "receipt": "RCPT0002", "voted_at": NOW, "channel": "sms"}  # fmt: skip
+    with rt.sessions() as holder, holder.begin():
+        assert claim(holder, [second]) == 1
+        rival = Rival(rt, lambda session, _: len(judge_with_a_receipt_check(session, phones)), [])
+        rival.start()
+        wait_until_one_waits_for_a_lock(rt)
+        receipt = str(second["receipt"])
+        audit.append_many(holder, second["consultation_id"], [vote_entry(receipt, "C1", 1, NOW)])
+    rival.join(timeout=30)
+    assert not rival.is_alive()
+    assert rival.error is None, f"the rival failed: {rival.error}"
+    with rt.sessions() as session:
+        outcomes = session.scalars(select(InboundRow.outcome).order_by(InboundRow.received_at))
+        assert list(outcomes) == ["confirmed", "receipt", "already_voted"]
+
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def judge_with_a_receipt_check(session: Session, phones: dict[int, str]) -> list[str]:
+    """The first person votes, someone checks a receipt, then the second person votes."""
+    first, second = (phones[person_id] for person_id in sorted(phones))
+    now = datetime.now(UTC)
+    bodies = [(first, "VOTO 1"), ("+584269998877", f"RECIBO {new_receipt()}"), (second, "VOTO 1")]
+    batch = [
+        InboundMessage("twilio", f"SM{uuid.uuid4().hex}", phone, "+582125550000", body,
+                       now + timedelta(milliseconds=n))
+        for n, (phone, body) in enumerate(bodies)
+    ]  # fmt: skip
+    recorded = intake.record_batch(session, batch)
+    return intake.handle_batch(session, recorded, runtime.current().settings)
