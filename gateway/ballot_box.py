@@ -197,8 +197,8 @@ def standing_votes(
     """Who among these already voted in the consultation: one probe of the key per person.
 
     With `lock`, their participations are locked for this transaction, in key order, waiting for
-    any transaction that holds one: a batch that may replace these votes takes every lock it
-    will need at once, in the one order every batch takes them.
+    any transaction that holds one: a batch that may replace these votes locks them in one
+    statement, in the one order every batch takes them.
     """
     columns = (
         ParticipationRow.person_id,

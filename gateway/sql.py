@@ -91,6 +91,8 @@ def by_unique_key(
     sorted, one after another, so two transactions locking overlapping rows this way take them
     in one order and wait for each other instead of deadlocking.
     """
+    if lock not in (None, "skip", "wait"):
+        raise ValueError(f"lock is None, 'skip' or 'wait', not {lock!r}")
     # Each key once: probed twice, a row this transaction had already locked would come back
     # twice, and a claim would hand the same reply out twice.
     values = list(dict.fromkeys(values))

@@ -8,6 +8,7 @@ choices) is read in a few queries for the whole batch, not per message.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -253,6 +254,13 @@ class Booth:
         receipt = standing[verdict.person.id].receipt
         return Answer(key, (voice.say(key, name=consultation.name, receipt=receipt),))
 
+    def prefetch(self, consultations: Iterable[Consultation]) -> None:
+        """Read what the batch is judged on, for each consultation in order of ID, before any
+        message is judged: under `last` this locks the participations the batch may replace,
+        and so every batch takes those locks before its other writes, in one order."""
+        for consultation in sorted({c.id: c for c in consultations}.values(), key=_by_id):
+            self._prefetch(consultation)
+
     def _prefetch(self, consultation: Consultation) -> None:
         consultation_id = consultation.id
         if consultation_id in self.people:
@@ -264,9 +272,10 @@ class Booth:
         circuits = {p.circuit_id for p in everyone}
         self.ballots.update(ballot_box.ballots(self.session, circuits))
         self.circuit_codes.update(ballot_box.circuit_codes(self.session, circuits))
-        # Under `last` any of these votes may be replaced: lock them all now, in key order, so
-        # that two batches replacing the same people wait for each other. Updated one by one in
-        # message order, two batches replacing A then B and B then A deadlocked.
+        # Under `last` any of these votes may be replaced: lock them all now (before the batch's
+        # other writes, see `prefetch`), in key order, so that two batches replacing the same
+        # people wait for each other. Updated one by one in message order, two batches replacing
+        # A then B and B then A deadlocked.
         self.standing[consultation_id] = ballot_box.standing_votes(
             self.session, consultation_id, [p.id for p in everyone],
             lock=consultation.revote is RevotePolicy.LAST,
@@ -363,6 +372,10 @@ class PendingVotes:
         for consultation_id in sorted({v.consultation_id for v in votes}):
             entries = [_audit_entry(v, now) for v in votes if v.consultation_id == consultation_id]
             audit.append_many(session, consultation_id, entries)
+
+
+def _by_id(consultation: Consultation) -> int:
+    return consultation.id
 
 
 def _audit_entry(vote: CastVote, now: datetime) -> tuple[str, dict[str, object], datetime]:

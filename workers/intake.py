@@ -150,11 +150,12 @@ def _judge_batch(
     """Every write in a few statements: the votes, the messages marked done, the replies."""
     consultations = ballot_box.all_consultations(session)
     booth = Booth(session, messages, settings, defer_claims)
+    spoken_to = [rules.consultation_for(consultations, m.received_at) for m in messages]
+    booth.prefetch(c for c in spoken_to if c is not None)
     now = utcnow()
     done: list[dict[str, object]] = []
     replies: list[dict[str, object]] = []
-    for message in messages:
-        consultation = rules.consultation_for(consultations, message.received_at)
+    for message, consultation in zip(messages, spoken_to, strict=True):
         answer = booth.handle(message, consultation)
         done.append(
             {"id": message.id, "outcome": answer.outcome,

@@ -90,11 +90,16 @@ def two_people_who_voted_under_last(rt: Runtime) -> tuple[Any, Any]:
 
 def judge(session: Session, phones: list[str], body: str) -> list[str]:
     """A batch of one new message from each phone, in this order, judged; their outcomes."""
+    return judge_messages(session, [(phone, body) for phone in phones])
+
+
+def judge_messages(session: Session, sent: list[tuple[str, str]]) -> list[str]:
+    """A batch of these (phone, body) messages, in this order, judged; their outcomes."""
     now = datetime.now(UTC)
     batch = [
         InboundMessage("twilio", f"SM{uuid.uuid4().hex}", phone, "+582125550000", body,
                        now + timedelta(milliseconds=n))
-        for n, phone in enumerate(phones)
+        for n, (phone, body) in enumerate(sent)
     ]  # fmt: skip
     recorded = intake.record_batch(session, batch)
     intake.handle_batch(session, recorded, runtime.current().settings)
@@ -104,6 +109,21 @@ def judge(session: Session, phones: list[str], body: str) -> list[str]:
 
 def replace(session: Session, phones: list[str]) -> int:
     return judge(session, phones, "VOTO 2").count("replaced")
+
+
+def a_voter_under_last_and_a_phone_with_a_language(rt: Runtime) -> tuple[Any, Any]:
+    """A re-vote from a person who voted, and a language choice from a phone that made one."""
+    voter, chooser = "+584141234561", "+584241112233"
+    seed(rt.sessions, revote="last", people=[("V10000001", "C1", date(1990, 1, 1), [voter])])
+    with rt.sessions() as session, session.begin():
+        assert judge_messages(session, [(voter, "VOTO 1"), (chooser, "IDIOMA EN")]) == [
+            "confirmed", "language"
+        ]  # fmt: skip
+    return (voter, "VOTO 2"), (chooser, "IDIOMA ES")
+
+
+def judge_counting_writes(session: Session, sent: list[tuple[str, str]]) -> int:
+    return sum(o in ("replaced", "language") for o in judge_messages(session, sent))
 
 
 CASES = [
@@ -116,6 +136,13 @@ CASES = [
         # Its message for A came after the holder's and replaces it; for B, the holder's came
         # later (it was written while the rival waited) and stands: "later" is received time.
         rival_new=1,
+    ),
+    Case(
+        "a language choice and a re-vote under last in two batches, in opposite orders",
+        a_voter_under_last_and_a_phone_with_a_language,
+        judge_counting_writes,
+        # The rival's language choice and its re-vote both came after the holder's.
+        rival_new=2,
     ),
 ]
 
