@@ -186,6 +186,31 @@ def test_a_batch_finds_its_standing_votes_by_the_key_alone(
     assert read <= 12 * 2 * BATCH, f"read {read} rows of participations for 12 x {BATCH}"
 
 
+@pytest.mark.parametrize(("state", "consultation"), STATES)
+def test_a_batch_under_last_locks_its_standing_votes_one_key_after_another_in_order(
+    engine: Engine, state: Callable[[Engine], None], consultation: int
+) -> None:
+    """Two batches lock the same people in one order only if each probe locks its row as the
+    sorted keys come: the unnest scanned in order, each key's row locked under it. A sort, a hash
+    or a merge above the lock would lock in some other order."""
+    consultations_and_people(engine, 2)
+    state(engine)
+    participations(engine, consultation)
+    first = (consultation - 1) * ROWS + 1
+    wanted = list(range(first + BATCH - 1, first - 1, -1))  # handed over in reverse
+    found: dict[int, Any] = {}
+
+    def look_up() -> None:
+        with make_sessionmaker(engine)() as session, session.begin():
+            found.update(ballot_box.standing_votes(session, consultation, wanted, lock=True))
+
+    nodes = plan_nodes(engine, "participations", look_up)
+    assert sorted(found) == sorted(wanted)
+    assert nodes[:2] == ["Nested Loop", "Function Scan"], nodes
+    assert "LockRows" in nodes[2:], nodes
+    assert not {"Sort", "Hash Join", "Merge Join", "Hash"} & set(nodes), nodes
+
+
 def messages(engine: Engine) -> None:
     """The batch's messages (the first BATCH) pending; the rest judged long ago."""
     sql(
