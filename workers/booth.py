@@ -74,7 +74,8 @@ class Booth:
         self.session = session
         self.settings = settings
         self.defer_claims = defer_claims
-        self.claims: list[dict[str, object]] = []
+        # The deferred first-vote claims, by (consultation ID, person ID).
+        self.claims: dict[tuple[int, int], dict[str, object]] = {}
         self.senders = {m.sender for m in messages}
         # One query each for the whole batch: who opted out, and who chose a language. Both
         # tables hold keyed hashes of the numbers; map them back to the numbers of this batch.
@@ -103,7 +104,7 @@ class Booth:
         """Claim the deferred first votes in one statement; ClaimLostError if any lost."""
         if not self.claims:
             return
-        claims, self.claims = self.claims, []
+        claims, self.claims = list(self.claims.values()), {}
         if ballot_box.claim_first_votes(self.session, claims) < len(claims):
             raise ClaimLostError
 
@@ -287,18 +288,25 @@ class Booth:
         """Count the vote; False if the unique constraint says someone else was first."""
         session, at, person = self.session, message.received_at, accepted.person
         receipt = message.receipt or new_receipt()
+        key = (consultation.id, person.id)
         if accepted.replaces is None and self.defer_claims:
-            self.claims.append(
-                {"consultation_id": consultation.id, "person_id": person.id,
-                 "receipt": receipt, "voted_at": at, "channel": message.channel}
-            )  # fmt: skip
+            self.claims[key] = {
+                "consultation_id": consultation.id, "person_id": person.id, "receipt": receipt,
+                "voted_at": at, "channel": message.channel, "revision": 0,
+            }  # fmt: skip
             won = True
         elif accepted.replaces is None:
             won = ballot_box.claim_first_vote(
                 session, consultation.id, person.id, receipt, at, message.channel
             )
+        elif key in self.claims:
+            # It replaces a first vote of this very batch whose claim is not written yet: the
+            # claim carries the new vote instead. Written here, the batch's claims would go in
+            # as two groups, and two batches' groups could cross (a deadlock).
+            revision = accepted.replaces.revision + 1
+            self.claims[key].update(receipt=receipt, voted_at=at, revision=revision)
+            won = True
         else:
-            self.settle()  # the participation it replaces may be one of this batch's claims
             won = ballot_box.claim_replacement(
                 session, consultation.id, accepted.replaces, receipt, at
             )

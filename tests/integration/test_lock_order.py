@@ -222,6 +222,39 @@ def test_a_receipt_check_in_a_batch_leaves_the_audit_log_to_the_batchs_end(rt: R
         assert list(outcomes) == ["confirmed", "receipt", "already_voted"]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_batch_with_a_re_vote_between_first_votes_claims_them_all_together(
+    rt: Runtime,
+) -> None:
+    """Under `last`, a re-vote wrote the batch's deferred first-vote claims on the spot, so a
+    batch [C, re-vote from D, B] claimed C, then B. Against a holder claiming B, then C, the
+    rival held C while waiting for B. Claimed together, in key order, it waits at B first."""
+    numbers = {f"V1000000{n}": f"+58414123456{n}" for n in (1, 2, 3)}
+    people = [(person, "C1", date(1990, 1, 1), [phone]) for person, phone in numbers.items()]
+    seeded = seed(rt.sessions, revote="last", people=people)
+    by_key = [numbers[person] for person in sorted(numbers, key=seeded.people.__getitem__)]
+    b, c, d = by_key  # B's key is below C's; D voted before
+    with rt.sessions() as session, session.begin():
+        assert judge_messages(session, [(d, "VOTO 1")]) == ["confirmed"]
+    outcomes: list[str] = []
+
+    def rival_batch(session: Session, _: list[Any]) -> int:
+        outcomes[:] = judge_messages(session, [(c, "VOTO 2"), (d, "VOTO 2"), (b, "VOTO 2")])
+        return len(outcomes)
+
+    with rt.sessions() as holder, holder.begin():
+        assert judge_messages(holder, [(b, "VOTO 1")]) == ["confirmed"]
+        rival = Rival(rt, rival_batch, [])
+        rival.start()
+        wait_until_one_waits_for_a_lock(rt)
+        assert judge_messages(holder, [(c, "VOTO 1")]) == ["confirmed"]
+    rival.join(timeout=30)
+    assert not rival.is_alive()
+    assert rival.error is None, f"the rival failed: {rival.error}"
+    # C's vote from the holder came later and stands; D's and B's from the rival came later.
+    assert outcomes == ["already_voted", "replaced", "replaced"]
+
+
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
