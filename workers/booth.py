@@ -259,7 +259,7 @@ class Booth:
         """Read what the batch is judged on, for each consultation in order of ID, before any
         message is judged: under `last` this locks the participations the batch may replace,
         and so every batch takes those locks before its other writes, in one order."""
-        for consultation in sorted({c.id: c for c in consultations}.values(), key=_by_id):
+        for _, consultation in sorted({c.id: c for c in consultations}.items()):
             self._prefetch(consultation)
 
     def _prefetch(self, consultation: Consultation) -> None:
@@ -380,10 +380,6 @@ class PendingVotes:
         for consultation_id in sorted({v.consultation_id for v in votes}):
             entries = [_audit_entry(v, now) for v in votes if v.consultation_id == consultation_id]
             audit.append_many(session, consultation_id, entries)
-
-
-def _by_id(consultation: Consultation) -> int:
-    return consultation.id
 
 
 def _audit_entry(vote: CastVote, now: datetime) -> tuple[str, dict[str, object], datetime]:
